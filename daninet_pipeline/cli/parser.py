@@ -1,0 +1,115 @@
+"""Argument parser of the ``daninet`` BIDS App (BIDS-Apps shape, fMRIPrep-like options)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import __version__
+
+NIPYPE_PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF")
+
+
+def _label(value: str) -> str:
+    """Strip an optional ``sub-``/``ses-`` prefix from a BIDS label."""
+    for prefix in ("sub-", "ses-"):
+        if value.startswith(prefix):
+            return value[len(prefix):]
+    return value
+
+
+def _json_file(value: str) -> dict:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{value}: not valid JSON ({err})") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``daninet`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="daninet",
+        description="DaniNet BIDS App: pre-process T1w MRI, train the DaniNet progression "
+        "model, and simulate brains at other ages and diagnoses.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
+    parser.add_argument("output_dir", type=Path, help="root of the BIDS derivatives to write")
+    parser.add_argument(
+        "analysis_level",
+        choices=("participant", "group"),
+        help="participant: pre-process (or, with --model, simulate) each subject; "
+        "group: train the model on all subjects' derivatives",
+    )
+    parser.add_argument("--version", action="version", version=f"daninet {__version__}")
+
+    g = parser.add_argument_group("selecting data")
+    g.add_argument("--participant-label", "--participant_label", nargs="+", type=_label,
+                   metavar="LABEL", help="subjects to process (with or without 'sub-')")
+    g.add_argument("--session-label", nargs="+", type=_label, metavar="LABEL",
+                   help="sessions to process (with or without 'ses-')")
+    g.add_argument("--bids-filter-file", type=_json_file, metavar="FILE",
+                   help="JSON of pybids entities selecting the T1w images, e.g. "
+                   '{"t1w": {"acquisition": "mprage"}}')
+    g.add_argument("--bids-database-dir", type=Path, metavar="DIR",
+                   help="directory of a saved pybids index; created when missing, reused "
+                   "when present (index once for a whole SLURM array)")
+    g.add_argument("--skip-bids-validation", action="store_true",
+                   help="do not run the BIDS validator on the input")
+
+    g = parser.add_argument_group("pre-processing")
+    g.add_argument("--preproc-backend", choices=("embedded", "fsl"), default="embedded",
+                   help="embedded: pip-installable tools (default); fsl: FSL through Nipype")
+
+    g = parser.add_argument_group("model and simulation")
+    g.add_argument("--config", metavar="PRESET_OR_FILE",
+                   help="training preset name (base, P, C, T, full, full-residual) or a JSON file")
+    g.add_argument("--model", type=Path, metavar="FILE",
+                   help="trained model file; with it the participant level simulates")
+    ages = g.add_mutually_exclusive_group()
+    ages.add_argument("--target-ages", nargs="+", type=float, metavar="AGE",
+                      help="ages (years) to simulate")
+    ages.add_argument("--years-ahead", nargs="+", type=float, metavar="YEARS",
+                      help="years after the baseline to simulate")
+    g.add_argument("--diagnosis", metavar="LABEL",
+                   help="simulate under this diagnosis instead of the subject's own")
+    g.add_argument("--transfer", action="store_true",
+                   help="fine-tune the model on the subject's own scans before simulating")
+    g.add_argument("--native", action="store_true",
+                   help="also write simulated images in the subject's native space")
+    g.add_argument("--evaluate", action="store_true",
+                   help="group level: evaluate the model on the test split")
+
+    g = parser.add_argument_group("performance and execution")
+    g.add_argument("--work-dir", "-w", type=Path, metavar="DIR",
+                   help="Nipype working directory (its cache); default OUTPUT_DIR/../work")
+    g.add_argument("--nprocs", "--n-cpus", type=int, metavar="N",
+                   help="processes Nipype may run at once (default: all cores)")
+    g.add_argument("--omp-nthreads", type=int, metavar="N",
+                   help="threads one process may use (default: min(8, nprocs))")
+    g.add_argument("--mem-gb", type=float, metavar="GB", help="memory Nipype may plan for")
+    g.add_argument("--plugin", choices=NIPYPE_PLUGINS, default="MultiProc",
+                   help="Nipype execution plugin")
+    g.add_argument("--plugin-args", type=json.loads, default=None, metavar="JSON",
+                   help='Nipype plugin arguments as JSON, e.g. \'{"sbatch_args": "-p short"}\'')
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (training resumes from its checkpoint)")
+    g.add_argument("--stop-on-first-crash", action="store_true",
+                   help="stop at the first failing node instead of finishing the others")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and fill in derived defaults."""
+    opts = build_parser().parse_args(argv)
+    opts.bids_dir = opts.bids_dir.resolve()
+    opts.output_dir = opts.output_dir.resolve()
+    if opts.work_dir is None:
+        opts.work_dir = opts.output_dir.parent / "work"
+    opts.work_dir = opts.work_dir.resolve()
+    return opts

@@ -1,0 +1,48 @@
+"""The ``daninet`` entry point: ``daninet BIDS_DIR OUTPUT_DIR {participant,group} [options]``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ..errors import DaniNetError
+from .parser import parse_args
+
+LOG = logging.getLogger("daninet")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+                        datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the BIDS App; return the process exit code (0 on success)."""
+    opts = parse_args(argv)
+    _setup_logging(opts.verbose)
+    try:
+        return _run(opts)
+    except DaniNetError as err:
+        print(f"daninet: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(opts) -> int:
+    from ..bids import load_sessions
+
+    table = load_sessions(
+        opts.bids_dir,
+        participant_label=opts.participant_label,
+        session_label=opts.session_label,
+        bids_filter=opts.bids_filter_file,
+        database_dir=opts.bids_database_dir,
+    )
+    LOG.info("%d subjects, %d sessions, %d T1w images selected",
+             table["subject"].nunique(), table[["subject", "session"]].drop_duplicates().shape[0],
+             len(table))
+    raise DaniNetError(f"the {opts.analysis_level} level is not available in this version")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""daninet_pipeline.model"""
