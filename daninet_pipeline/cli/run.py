@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(opts) -> int:
-    from ..bids import load_sessions
+    from ..bids import load_sessions, validate_or_raise
 
+    if not opts.skip_bids_validation:
+        validate_or_raise(opts.bids_dir)
     table = load_sessions(
         opts.bids_dir,
         participant_label=opts.participant_label,

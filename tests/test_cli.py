@@ -1,0 +1,59 @@
+"""The ``daninet`` command line: BIDS-App arguments, version, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from daninet_pipeline import __version__
+from daninet_pipeline.cli.parser import parse_args
+from daninet_pipeline.cli.run import main
+
+
+def test_version_is_printed_by_the_installed_command():
+    out = subprocess.run([sys.executable, "-m", "daninet_pipeline.cli.run", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"daninet {__version__}"
+
+
+def test_labels_lose_their_prefixes_and_paths_are_absolute(tmp_path):
+    opts = parse_args([str(tmp_path / "bids"), "out", "participant", "--participant-label",
+                       "sub-01", "02", "--session-label", "ses-M000", "--nprocs", "2",
+                       "--plugin", "SLURM", "--plugin-args", '{"sbatch_args": "-p short"}'])
+    assert opts.participant_label == ["01", "02"]
+    assert opts.session_label == ["M000"]
+    assert opts.output_dir.is_absolute() and opts.work_dir == opts.output_dir.parent / "work"
+    assert opts.plugin_args == {"sbatch_args": "-p short"}
+
+
+def test_unknown_analysis_level_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_args([str(tmp_path), "out", "everything"])
+    assert exc.value.code == 2
+
+
+def test_bids_filter_file_must_be_json(tmp_path, capsys):
+    bad = tmp_path / "filter.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit):
+        parse_args([str(tmp_path), "out", "participant", "--bids-filter-file", str(bad)])
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_missing_dataset_exits_non_zero_with_one_line(tmp_path, capsys):
+    code = main([str(tmp_path / "nothing"), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "not a directory" in err[0]
+
+
+def test_invalid_dataset_is_stopped_by_the_validator(tmp_path, capsys):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "dataset_description.json").write_text('{"Name": "x"}')
+    (tmp_path / "ds" / "sub-01").mkdir()
+    (tmp_path / "ds" / "sub-01" / "notbids.txt").write_text("x")
+    code = main([str(tmp_path / "ds"), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err
+    assert code == 1 and "BIDS validator found" in err and "--skip-bids-validation" in err
