@@ -84,13 +84,13 @@ def random_smooth_field(shape, spacing_vox: float, amplitude: float, rng) -> np.
     """
     coarse = tuple(int(np.ceil(s / spacing_vox)) + 3 for s in shape)
     noise = rng.standard_normal((3, *coarse))
-    noise = np.stack([ndimage.gaussian_filter(c, 1.0, mode="nearest") for c in noise])
-    pos = [np.linspace(1, c - 2, s, dtype=np.float32) for c, s in zip(coarse, shape)]
     field = np.empty((3, *shape), np.float32)
     for k in range(3):
-        sampled = ndimage.map_coordinates(noise[k], np.meshgrid(*pos, indexing="ij"),
-                                          order=3, mode="nearest")
-        field[k] = sampled
+        smooth = ndimage.gaussian_filter(noise[k], 1.0, mode="nearest")
+        # cubic-spline upsampling of the lattice's interior onto the grid
+        step = [(c - 3) / max(s - 1, 1) for c, s in zip(coarse, shape)]
+        field[k] = ndimage.affine_transform(smooth, step, offset=1.0, output_shape=shape,
+                                            order=3, mode="nearest")
     norm = np.sqrt((field ** 2).sum(axis=0)).max()
     return field * np.float32(amplitude / max(norm, 1e-6))
 
@@ -273,11 +273,6 @@ def resample_to_grid(volume: np.ndarray, source: Grid, target: Grid, target_to_s
     ``target_to_source_world`` (4 x 4) maps target world mm to source world mm.
     """
     vox = np.linalg.inv(source.affine) @ target_to_source_world @ target.affine
-    out = np.empty(target.shape, np.float32)
-    ij = np.indices(target.shape[:2], dtype=np.float32).reshape(2, -1)
-    rot, shift = vox[:3, :3].astype(np.float32), vox[:3, 3].astype(np.float32)
-    for k in range(target.shape[2]):  # slab by slab keeps memory small
-        pts = rot[:, :2] @ ij + (rot[:, 2] * k + shift)[:, None]
-        out[:, :, k] = ndimage.map_coordinates(volume, pts, order=order, mode="constant",
-                                               cval=cval, prefilter=False).reshape(target.shape[:2])
-    return out
+    return ndimage.affine_transform(volume, vox[:3, :3], offset=vox[:3, 3], output_shape=target.shape,
+                                    order=order, mode="constant", cval=cval, prefilter=False,
+                                    output=np.float32)
