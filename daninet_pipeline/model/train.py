@@ -458,6 +458,12 @@ def _data_summary(store: SliceStore, cfg: TrainConfig) -> dict:
     }
 
 
+def _mean_or_nan(values) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def _store_grid(store: SliceStore) -> dict:
     return {"volume_shape": list(store.volume_shape), "affine": None if store.affine is None else
             store.affine.tolist(), "slice_indices": store.slice_indices.tolist(), "axis": store.meta["axis"],
@@ -580,7 +586,7 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
         "steps": cfg.steps,
         "processes": world,
         "seconds_this_run": time.perf_counter() - t0,
-        "final_losses": {k: float(np.nanmean([r[k] for r in recent])) for k in LOG_LOSSES} if recent else {},
+        "final_losses": {k: _mean_or_nan([r[k] for r in recent]) for k in LOG_LOSSES},
         "svr_cv_mae": None if svrs is None else dict(svrs.cv_mae),
     })
     path = out_dir / MODEL_NAME

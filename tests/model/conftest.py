@@ -18,6 +18,18 @@ AGES = (65.0, 72.0, 80.0)
 DIAGNOSES = ("CN", "EMCI", "AD")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The nets here are tiny: one thread each is faster than two, and with pytest-xdist
+    on 2 cores two threads per worker oversubscribe the CPU (OpenMP spin-waits)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def grid_volume():
     """(array, affine) of the template on a 4 mm grid, intensities in [0, ~1]."""

@@ -1,0 +1,92 @@
+import numpy as np
+import nibabel as nib
+import pytest
+import torch
+
+from daninet_pipeline.errors import ModelFileError
+from daninet_pipeline.model.simulate import Simulator
+from daninet_pipeline.model.train import MODEL_FORMAT_VERSION, train
+
+
+@pytest.fixture(scope="module")
+def model_file(tiny_store, tmp_path_factory):
+    from daninet_pipeline.model.config import TrainConfig
+
+    cfg = TrainConfig.from_file("demo").replace(image_size=32, width=4, z_dim=8, batch_size=4, steps=3, n_bins=4,
+                                                age_min=63.0, age_max=83.0)
+    return train(cfg, tiny_store, tmp_path_factory.mktemp("sim"), progress=False)
+
+
+def test_simulate_returns_volumes_on_the_grid(model_file, grid_volume):
+    vol, aff = grid_volume
+    sim = Simulator.load(model_file)
+    out = sim.simulate(vol, 70.0, "LMCI", [65.5, 78.0])
+    assert len(out) == 2
+    for o in out:
+        assert o.shape == vol.shape and o.dtype == np.float32
+        assert np.all(o[vol <= 0] == 0) and np.all(np.isfinite(o))
+        assert o[vol > 0].std() > 0
+    imgs = sim.simulate(nib.Nifti1Image(vol, aff), 70.0, "CN", [80.0])
+    assert isinstance(imgs[0], nib.Nifti1Image) and np.allclose(imgs[0].affine, aff)
+
+
+def test_ages_between_centres_mix_the_two_groups(model_file, grid_volume):
+    vol, _ = grid_volume
+    sim = Simulator.load(model_file)
+    c = sim.cfg.bin_centres  # 65.5, 70.5, 75.5, 80.5
+    lo, hi, mid = sim.simulate(vol, 70.0, "CN", [c[1], c[2], (c[1] + c[2]) / 2], blend_sigma=0)
+    # the mix happens before clipping and resampling, so compare inside the brain, loosely
+    brain = vol > 0.2
+    np.testing.assert_allclose(mid[brain], ((lo + hi) / 2)[brain], atol=2e-3)
+
+
+def test_blending_smooths_across_slices(model_file, grid_volume):
+    vol, _ = grid_volume
+    sim = Simulator.load(model_file)
+    sharp = sim.simulate(vol, 70.0, "CN", [80.0], blend_sigma=0)[0]
+    smooth = sim.simulate(vol, 70.0, "CN", [80.0], blend_sigma=2.0)[0]
+    brain = (vol > 0).all(axis=2, keepdims=False)
+    jump = lambda v: np.abs(np.diff(v, axis=2))[vol[:, :, 1:] * vol[:, :, :-1] > 0].mean()
+    assert jump(smooth) < jump(sharp)
+
+
+def test_change_mode_keeps_the_input_where_nothing_changes(model_file, grid_volume):
+    vol, _ = grid_volume
+    sim = Simulator.load(model_file)
+    same = sim.simulate(vol, 70.0, "CN", [70.0], mode="change")[0]
+    np.testing.assert_allclose(same, vol, atol=1e-5)
+
+
+def _one_line_error(path):
+    with pytest.raises(ModelFileError) as info:
+        Simulator.load(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+    return msg
+
+
+def test_corrupt_model_files(model_file, tmp_path):
+    data = model_file.read_bytes()
+    trunc = tmp_path / "truncated.pt"
+    trunc.write_bytes(data[: len(data) // 2])
+    _one_line_error(trunc)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model at all" * 10)
+    _one_line_error(junk)
+    _one_line_error(tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    assert "not a DaniNet model" in _one_line_error(other)
+
+
+def test_incompatible_model_files(model_file, tmp_path):
+    state = torch.load(model_file, weights_only=True)
+    newer = tmp_path / "newer.pt"
+    torch.save({**state, "format_version": MODEL_FORMAT_VERSION + 1, "package_version": "9.0"}, newer)
+    assert "9.0" in _one_line_error(newer)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({**state, "config": {**state["config"], "width": 8}}, wrong)
+    assert "do not match" in _one_line_error(wrong)
+    bad_cfg = tmp_path / "badcfg.pt"
+    torch.save({**state, "config": {**state["config"], "no_such_field": 1}}, bad_cfg)
+    assert "no_such_field" in _one_line_error(bad_cfg)
