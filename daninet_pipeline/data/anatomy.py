@@ -89,7 +89,7 @@ def random_smooth_field(shape, spacing_vox: float, amplitude: float, rng) -> np.
         smooth = ndimage.gaussian_filter(noise[k], 1.0, mode="nearest")
         # cubic-spline upsampling of the lattice's interior onto the grid
         step = [(c - 3) / max(s - 1, 1) for c, s in zip(coarse, shape)]
-        field[k] = ndimage.affine_transform(smooth, step, offset=1.0, output_shape=shape,
+        field[k] = ndimage.affine_transform(smooth, np.diag(step), offset=1.0, output_shape=shape,
                                             order=3, mode="nearest")
     norm = np.sqrt((field ** 2).sum(axis=0)).max()
     return field * np.float32(amplitude / max(norm, 1e-6))
