@@ -98,7 +98,7 @@ class _UpBlock(nn.Module):
         super().__init__()
         p = _pad(k)
         self.up = nn.ConvTranspose2d(cin, cout, k, 2, p, output_padding=2 + 2 * p - k)
-        self.norm = nn.GroupNorm(min(8, cout), cout, affine=False)
+        self.norm = nn.GroupNorm(math.gcd(8, cout), cout, affine=False)
         self.film = nn.Linear(cond_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
