@@ -161,11 +161,11 @@ def run_all(out: Path, model: str | None) -> list[dict]:
              ["train", "--width", "16", "--batch", "32", "--size", "128", "--steps", "2"],
              ["train", "--width", "32", "--batch", "32", "--size", "128", "--steps", "1"],
              ["train", "--width", "16", "--batch", "16", "--size", "64", "--steps", "3"],
-             ["simulate", "--width", "16", "--size", "64", "--shape", "99", "117", "95"],
-             ["simulate", "--width", "16", "--size", "128", "--shape", "197", "233", "189"],
-             ["simulate", "--width", "64", "--size", "128", "--shape", "197", "233", "189", "--repeats", "1"]]
+             ["simulate", "--width", "16", "--size", "64", "--shape", "197", "233", "189"],
+             ["simulate", "--width", "16", "--size", "128", "--shape", "197", "233", "189", "--repeats", "1"]]
     if model:
         cases.append(["simulate", "--model", model, "--shape", "99", "117", "95"])
+        cases.append(["simulate", "--model", model, "--shape", "197", "233", "189"])
     cases.append(["store", "--volumes", "1000", "--out", str(out / "store1000")])
     results = []
     for c in cases:

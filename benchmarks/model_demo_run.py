@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -101,9 +103,12 @@ def main(argv=None) -> int:
     summary["train_slices"] = len(store)
     summary["volume_shape"] = list(store.volume_shape)
 
-    t0 = time.perf_counter()
+    t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     model_path = train(cfg, store, args.out / "train", progress=True)
     summary["train_seconds"] = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    summary["train_cpu_seconds"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    summary["load_average_1min_at_end"] = os.getloadavg()[0]
     log = pd.read_csv(args.out / "train" / "losses.tsv", sep="\t")
     k = max(1, len(log) // 20)
     summary["loss_def_first"] = float(log["loss_def"].iloc[:k].mean())
