@@ -26,3 +26,21 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
+
+# ---- Deployment (docs/deployment.md). These need root, podman/SLURM (installed with
+# apt-get when missing) and are not part of `make test`.
+.PHONY: container-image container-test slurm-test
+
+# Base image (debootstrap, when missing), wheelhouse, podman build: localhost/daninet.
+container-image: $(STAMP)
+	bash containers/build.sh
+
+# Builds the image, then runs it: --version, demo data, participant level, derivatives.
+container-test: container-image
+	bash containers/test.sh localhost/daninet:latest
+
+# A real one-node SLURM cluster: the participant array recipe, its rerun of failures,
+# Nipype's SLURM and SLURMGraph plugins, the app with --plugin SLURMGraph.
+slurm-test: $(STAMP)
+	DANINET_DEPLOYMENT_TESTS=1 $(BIN)/python -m pytest tests/deployment -p no:xdist \
+	  -p no:cacheprovider -m deployment -rA --durations=0

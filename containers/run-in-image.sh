@@ -29,6 +29,7 @@ done
 image="$1"; shift
 
 cid=""
+# shellcheck disable=SC2329  # invoked by the trap below
 cleanup() {
   if [ -n "$cid" ]; then
     podman umount "$cid" >/dev/null 2>&1 || true
@@ -82,6 +83,7 @@ for v in "${volumes[@]}"; do
 done
 
 set +e
+# shellcheck disable=SC2016  # the inner script expands its own arguments
 unshare --mount --propagation private /bin/bash -euc '
   mnt="$1"; uid="$2"; gid="$3"; wd="$4"; nmounts="$5"; shift 5
   mount -t proc proc "$mnt/proc"

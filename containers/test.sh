@@ -24,7 +24,8 @@ timings="$builddir/timings.tsv"
 [ -f "$timings" ] || printf 'date\tstep\tseconds\tnote\n' > "$timings"
 
 tmp="$(mktemp -d /var/tmp/daninet-container-test.XXXXXX)"
-cleanup() { [ "${KEEP_TMP:-0}" = 1 ] && echo "[test] kept $tmp" || rm -rf "$tmp"; }
+# shellcheck disable=SC2329  # invoked by the trap below
+cleanup() { if [ "${KEEP_TMP:-0}" = 1 ]; then echo "[test] kept $tmp"; else rm -rf "$tmp"; fi; }
 trap cleanup EXIT
 mkdir -p "$tmp/data" "$tmp/out"
 chmod 0777 "$tmp/data" "$tmp/out"   # the image's user (uid 1000) writes there

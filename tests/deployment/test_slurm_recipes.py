@@ -1,0 +1,234 @@
+"""The SLURM recipes of workflows/ on a real one-node SLURM cluster started here.
+
+Runs only under ``make slurm-test`` (root, slurm-wlm and munge; see conftest.py). The
+cluster (workflows/slurm/local_cluster.sh) is started once for the module and stopped,
+by process id, at its end. What runs on it:
+
+* the participant array recipe (workflows/slurm/submit_participant_array.sh) on a small
+  synthetic dataset, cut into two chained arrays and throttled, then its rerun of the
+  subjects whose derivatives are missing;
+* Nipype's SLURM and SLURMGraph plugins with the shipped settings
+  (workflows/nipype/slurm.json, slurmgraph.json) on a small workflow;
+* the app itself with ``--plugin SLURMGraph`` (each Nipype node a SLURM job).
+
+While the package has no participant level (it exits 1 with "not available in this
+version") the tests of derivatives are skipped and the array mechanics are still checked.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.deployment
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "workflows"
+BIN = Path(sys.executable).parent
+NOT_AVAILABLE = "participant level is not available in this version"
+JOB_TIMEOUT = float(os.environ.get("DANINET_SLURM_TIMEOUT", "1500"))
+
+
+def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
+
+
+def _wait_for(job_ids: list[str], timeout: float = JOB_TIMEOUT) -> float:
+    """Wait until none of the jobs is queued or running; return the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        out = _run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], check=False)
+        if not out.stdout.strip():
+            return time.monotonic() - t0
+        time.sleep(2)
+    raise TimeoutError(f"jobs {job_ids} still queued after {timeout:.0f} s")
+
+
+def _wait_for_user_jobs(timeout: float = JOB_TIMEOUT) -> None:
+    """Wait until this user has no job queued or running."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if not _run(["squeue", "-h", "-o", "%i", "-u", getpass.getuser()], check=False).stdout.strip():
+            return
+        time.sleep(2)
+    raise TimeoutError(f"jobs still queued after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a local SLURM cluster needs root")
+    root = tmp_path_factory.mktemp("slurm")
+    t0 = time.monotonic()
+    out = _run(["bash", RECIPES / "slurm" / "local_cluster.sh", "start", root / "cluster"])
+    conf = out.stdout.strip().split("SLURM_CONF=", 1)[1]
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    # Nipype's SLURM plugin reads os.environ["LOGNAME"], which a CI job may not have.
+    os.environ.setdefault("LOGNAME", getpass.getuser())
+    print(f"[slurm] cluster started in {time.monotonic() - t0:.1f} s: {out.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        _run(["bash", RECIPES / "slurm" / "local_cluster.sh", "stop", root / "cluster"], check=False)
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory) -> Path:
+    from daninet_pipeline.data.synthetic import write_dataset
+
+    out = tmp_path_factory.mktemp("bids_slurm") / "bids"
+    write_dataset(out, n_subjects=3, seed=2, shape="small")
+    return out
+
+
+def _subjects(bids_dir: Path) -> list[str]:
+    return sorted(p.name for p in bids_dir.glob("sub-*") if p.is_dir())
+
+
+def _submit(bids_dir: Path, out_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+    env = dict(os.environ, DANINET=str(BIN / "daninet"), DANINET_PYTHON=sys.executable,
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    proc = _run(["bash", RECIPES / "slurm" / "submit_participant_array.sh", bids_dir, out_dir,
+                 "--run-dir", run_dir, "--throttle", "2", "--max-array", "2",
+                 "--sbatch-args", "--cpus-per-task=2 --mem=3G", *extra,
+                 "--", "--stop-on-first-crash"], env=env)
+    print(proc.stderr)
+    return proc.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def array_run(cluster, bids):
+    """The participant array over the whole dataset, waited for."""
+    out_dir, run_dir = cluster / "derivatives" / "daninet", cluster / "daninet_slurm"
+    t0 = time.monotonic()
+    jobs = _submit(bids, out_dir, run_dir)
+    waited = _wait_for(jobs)
+    print(f"[slurm] array of {len(_subjects(bids))} subjects ({len(jobs)} arrays) done in "
+          f"{time.monotonic() - t0:.0f} s (waited {waited:.0f} s)")
+    logs = {p.name: p.read_text() for p in (run_dir / "logs").glob("*.out")}
+    available = not any(NOT_AVAILABLE in text for text in logs.values())
+    summary = _run(["bash", RECIPES / "slurm" / "summarise_status.sh", run_dir], check=False)
+    print(summary.stdout)
+    return {"jobs": jobs, "out": out_dir, "run": run_dir, "logs": logs, "available": available}
+
+
+def test_array_runs_one_task_per_subject(array_run, bids):
+    subjects = _subjects(bids)
+    # 3 subjects in arrays of at most 2: two arrays, chained
+    assert len(array_run["jobs"]) == 2
+    assert len(array_run["logs"]) == len(subjects)
+    status = {}
+    for path in (array_run["run"] / "status").glob("*.tsv"):
+        label, job_task, rc, seconds, maxrss, node, date = path.read_text().rstrip("\n").split("\t")
+        status[label] = int(rc)
+        assert int(seconds) >= 0 and node
+    assert sorted(status) == subjects
+    if array_run["available"]:
+        assert set(status.values()) == {0}, status
+    else:
+        assert set(status.values()) == {1}
+
+
+def test_array_writes_the_derivatives(array_run, bids):
+    if not array_run["available"]:
+        pytest.skip("this version has no participant level")
+    proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
+                check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rerun_submits_only_incomplete_subjects(array_run, bids):
+    subjects = _subjects(bids)
+    if array_run["available"]:
+        # lose one subject's derivatives: only it is run again, and comes back
+        victim = subjects[0]
+        shutil.rmtree(array_run["out"] / victim)
+        expected = [victim]
+    else:
+        expected = subjects
+    jobs = _submit(bids, array_run["out"], array_run["run"], "--rerun-failed", "--no-validate")
+    assert jobs, "nothing was resubmitted"
+    _wait_for(jobs)
+    lists = sorted((array_run["run"] / "lists").glob("subjects_*.txt"))
+    rerun = lists[-1].read_text().split()
+    assert ["sub-" + label for label in rerun] == expected
+    if array_run["available"]:
+        proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
+                    check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _square(x):
+    return x * x
+
+
+def _total(values):
+    return sum(values)
+
+
+def _add(a, b):
+    import socket
+
+    return a + b, socket.gethostname()
+
+
+@pytest.mark.parametrize("plugin", ["SLURM", "SLURMGraph"])
+def test_nipype_plugin_settings_run_on_slurm(cluster, plugin, tmp_path):
+    import nipype.pipeline.engine as pe
+    from nipype.interfaces.utility import Function
+
+    settings = json.loads((RECIPES / "nipype" / f"{plugin.lower()}.json").read_text())
+    wf = pe.Workflow(name=f"toy_{plugin.lower()}", base_dir=str(tmp_path))
+    square = pe.MapNode(Function(input_names=["x"], output_names=["y"], function=_square),
+                        iterfield=["x"], name="square")
+    square.inputs.x = [1, 2, 3]
+    add = pe.Node(Function(input_names=["a", "b"], output_names=["total", "host"],
+                           function=_add), name="add")
+    add.inputs.b = 10
+    wf.connect([(square, add, [(("y", _total), "a")])])
+    t0 = time.monotonic()
+    wf.run(plugin=plugin, plugin_args=settings)
+    if plugin.endswith("Graph"):
+        # graph plugins submit every node with its dependencies and return at once
+        _wait_for_user_jobs()
+    from nipype.pipeline.engine.utils import load_resultfile
+
+    result = load_resultfile(tmp_path / wf.name / "add" / "result_add.pklz")
+    print(f"[slurm] Nipype {plugin}: done in {time.monotonic() - t0:.0f} s")
+    assert result.outputs.total == 1 + 4 + 9 + 10
+    # the nodes really went through sbatch: Nipype's batch scripts are there
+    assert list(tmp_path.rglob("batch/*.sh")), "no SLURM batch script written"
+
+
+def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
+    if not array_run["available"]:
+        pytest.skip("this version has no participant level")
+    subject = _subjects(bids)[-1]
+    settings = (RECIPES / "nipype" / "slurmgraph.json").read_text()
+    out = tmp_path / "derivatives" / "daninet"
+    t0 = time.monotonic()
+    proc = _run([BIN / "daninet", bids, out, "participant", "--participant-label", subject,
+                 "--skip-bids-validation", "--work-dir", tmp_path / "work",
+                 "--plugin", "SLURMGraph", "--plugin-args", settings],
+                check=False, timeout=JOB_TIMEOUT)
+    _wait_for_user_jobs()  # SLURMGraph returns once every node is submitted
+    print(f"[slurm] daninet --plugin SLURMGraph, {subject}: exit {proc.returncode} in "
+          f"{time.monotonic() - t0:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check = _run([sys.executable, RECIPES / "check_derivatives.py", bids, out,
+                  "--participant-label", subject], check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
