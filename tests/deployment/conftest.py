@@ -23,5 +23,5 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason=f"deployment test: set {ENABLE}=1 or run `make slurm-test`")
     for item in items:
-        if "deployment" in item.keywords:
+        if item.get_closest_marker("deployment") is not None:
             item.add_marker(skip)
