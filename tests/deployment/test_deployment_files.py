@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"
 DESCRIPTOR = CONTAINERS / "daninet.boutiques.json"
 SCRIPTS = sorted([*CONTAINERS.glob("*.sh"), *(REPO / "workflows").rglob("*.sh"),
-                  *(REPO / "workflows").rglob("*.sbatch")])
+                  *(REPO / "workflows").rglob("*.sbatch"), *(REPO / "workflows").rglob("*.sge")])
 
 
 def _tool(name: str) -> str:
