@@ -110,3 +110,15 @@ def load_atlas(name: str = "neuromorphometrics") -> tuple[nib.Nifti1Image, pd.Da
     labels = pd.read_csv(root / f"labels_{name}.csv")
     data = np.asarray(img.dataobj).astype(np.int16)
     return nib.Nifti1Image(data, img.affine), labels
+
+
+def atlas_labels_on_grid(shape, affine, atlas: str = "neuromorphometrics") -> tuple[np.ndarray, pd.DataFrame]:
+    """Atlas label ids resampled (nearest neighbour) onto a grid of ``shape``/``affine``.
+
+    Returns the int16 label array and the atlas' ``index``/``name`` table.
+    """
+    from nibabel.processing import resample_from_to
+
+    img, labels = load_atlas(atlas)
+    data = resample_from_to(img, (tuple(int(s) for s in shape), np.asarray(affine)), order=0)
+    return np.asarray(data.dataobj).astype(np.int16), labels
