@@ -7,7 +7,10 @@
 # as the image's user. The container is unmounted and removed on exit, whatever happens.
 #
 #   containers/run-in-image.sh [-v HOST_DIR:CONTAINER_DIR[:ro]]... [-u UID[:GID]]
-#                              [--entrypoint PROG] IMAGE [ARG...]
+#       [-e NAME=VALUE]... [--entrypoint PROG] [--read-only] IMAGE [ARG...]
+#
+# --read-only runs it the way Apptainer runs a SIF: the image's root file system read-only
+# and a fresh tmpfs on /tmp (combine with -u for an arbitrary uid and -e HOME=...).
 #
 # Exit status: the command's. Needs root, podman, unshare and chroot (util-linux, coreutils).
 set -euo pipefail
@@ -15,17 +18,21 @@ set -euo pipefail
 volumes=()
 user=""
 entrypoint_override=""
+extra_env=()
+read_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -v) volumes+=("$2"); shift 2 ;;
     -u) user="$2"; shift 2 ;;
     --entrypoint) entrypoint_override="$2"; shift 2 ;;
+    -e) extra_env+=("$2"); shift 2 ;;
+    --read-only) read_only=1; shift ;;
     --) shift; break ;;
     -*) echo "run-in-image: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
-[ $# -ge 1 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 image="$1"; shift
 
 cid=""
@@ -78,14 +85,19 @@ for v in "${volumes[@]}"; do
   host="${v%%:*}"; rest="${v#*:}"; ctr="${rest%%:*}"; mode="rw"
   [ "$rest" != "$ctr" ] && mode="${rest#*:}"
   [ -d "$host" ] || { echo "run-in-image: $host is not a directory" >&2; exit 2; }
-  mkdir -p "$mnt$ctr"
+  mkdir -p "$mnt$ctr"   # in the container's writable layer, before any read-only remount
   mounts+=("$(realpath "$host")" "$mnt$ctr" "$mode")
 done
 
 set +e
 # shellcheck disable=SC2016  # the inner script expands its own arguments
 unshare --mount --propagation private /bin/bash -euc '
-  mnt="$1"; uid="$2"; gid="$3"; wd="$4"; nmounts="$5"; shift 5
+  mnt="$1"; uid="$2"; gid="$3"; wd="$4"; read_only="$5"; nmounts="$6"; shift 6
+  if [ "$read_only" = 1 ]; then
+    mount --bind "$mnt" "$mnt"
+    mount -o remount,bind,ro "$mnt"
+    mount -t tmpfs -o mode=1777 tmp "$mnt/tmp"
+  fi
   mount -t proc proc "$mnt/proc"
   mount --bind /dev "$mnt/dev"
   mount -t tmpfs -o mode=1777 shm "$mnt/dev/shm"
@@ -96,8 +108,8 @@ unshare --mount --propagation private /bin/bash -euc '
     shift 3
   done
   exec chroot --userspec="$uid:$gid" "$mnt" /usr/bin/env -i -C "$wd" "$@"
-' run-in-image "$mnt" "$uid" "$gid" "$wd" "$(( ${#mounts[@]} / 3 ))" "${mounts[@]}" \
-  "${env_vars[@]}" "${entrypoint[@]}" "$@"
+' run-in-image "$mnt" "$uid" "$gid" "$wd" "$read_only" "$(( ${#mounts[@]} / 3 ))" "${mounts[@]}" \
+  "${env_vars[@]}" "${extra_env[@]}" "${entrypoint[@]}" "$@"
 rc=$?
 set -e
 exit $rc

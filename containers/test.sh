@@ -6,17 +6,18 @@
 # Steps, each timed: `daninet --version` (must equal the package version); the image's
 # user is not root; `daninet-demo-data` makes a small synthetic BIDS dataset into a
 # host folder mounted at /data; `daninet /data /out participant` (as a BIDS App: /data
-# read-only) and workflows/check_derivatives.py, run inside the image, checks /out.
+# read-only) and workflows/check_derivatives.py, run inside the image, checks /out; the
+# participant level again as Apptainer would run it (read-only image, another uid).
 # While the package has no participant level yet the last step is reported as SKIPPED
 # (REQUIRE_PARTICIPANT=1 makes that a failure). Uses containers/run-in-image.sh, so it
 # needs root and podman but no `podman run`. Every temporary folder and container is
-# removed at exit. Env: TEST_SUBJECTS (default 1), TEST_SEED (default 1), KEEP_TMP=1.
+# removed at exit. Env: TEST_SUBJECTS (default 1), TEST_SEED (default 0), KEEP_TMP=1.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 IMAGE="${1:-localhost/daninet:latest}"
 TEST_SUBJECTS="${TEST_SUBJECTS:-1}"
-TEST_SEED="${TEST_SEED:-1}"
+TEST_SEED="${TEST_SEED:-0}"   # seed 0: one subject with two sessions
 run="$here/run-in-image.sh"
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$repo/daninet_pipeline/__init__.py")"
 builddir="$here/_build"; mkdir -p "$builddir"
@@ -27,8 +28,8 @@ tmp="$(mktemp -d /var/tmp/daninet-container-test.XXXXXX)"
 # shellcheck disable=SC2329  # invoked by the trap below
 cleanup() { if [ "${KEEP_TMP:-0}" = 1 ]; then echo "[test] kept $tmp"; else rm -rf "$tmp"; fi; }
 trap cleanup EXIT
-mkdir -p "$tmp/data" "$tmp/out"
-chmod 0777 "$tmp/data" "$tmp/out"   # the image's user (uid 1000) writes there
+mkdir -p "$tmp/data" "$tmp/out" "$tmp/out-ro" "$tmp/home"
+chmod 0777 "$tmp/data" "$tmp/out" "$tmp/out-ro" "$tmp/home"   # the image's users write there
 
 t_step=0
 begin() { t_step=$SECONDS; echo "[test] $1"; }
@@ -83,4 +84,16 @@ begin "check: derivatives (workflows/check_derivatives.py inside the image)"
 "$run" -v "$tmp/data/bids:/data:ro" -v "$tmp/out:/out:ro" -v "$repo/workflows:/recipes:ro" \
   --entrypoint python "$IMAGE" /recipes/check_derivatives.py /data /out/daninet
 end check-derivatives
+
+# As Apptainer runs it: read-only root file system, the caller's uid (not in the image's
+# /etc/passwd), HOME on a bound folder, a fresh /tmp.
+begin "run (Apptainer-like: read-only image, uid 4321, bound HOME): daninet /data /out participant"
+"$run" --read-only -u 4321:4321 -e HOME=/home/user -v "$tmp/home:/home/user" \
+  -v "$tmp/data/bids:/data:ro" -v "$tmp/out-ro:/out" "$IMAGE" \
+  /data /out/daninet participant --work-dir /out/work --nprocs 2 --omp-nthreads 1 \
+  --skip-bids-validation > "$tmp/participant-ro.log" 2>&1 \
+  || { tail -40 "$tmp/participant-ro.log" >&2; exit 1; }
+"$run" -v "$tmp/data/bids:/data:ro" -v "$tmp/out-ro:/out:ro" -v "$repo/workflows:/recipes:ro" \
+  --entrypoint python "$IMAGE" /recipes/check_derivatives.py /data /out/daninet
+end run-participant-readonly
 echo "[test] container test passed"

@@ -91,7 +91,7 @@ def bids(tmp_path_factory) -> Path:
     from daninet_pipeline.data.synthetic import write_dataset
 
     out = tmp_path_factory.mktemp("bids_slurm") / "bids"
-    write_dataset(out, n_subjects=3, seed=2, shape="small")
+    write_dataset(out, n_subjects=3, seed=39, shape="small")  # 2-3 sessions each
     return out
 
 
