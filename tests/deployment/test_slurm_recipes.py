@@ -232,3 +232,44 @@ def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
     check = _run([sys.executable, RECIPES / "check_derivatives.py", bids, out,
                   "--participant-label", subject], check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_training_job_runs_on_cpu(cluster, tmp_path):
+    """workflows/slurm/train_group.sbatch with two CPU processes (gloo) on a tiny store."""
+    import nibabel as nib
+    import numpy as np
+    from nibabel.processing import resample_to_output
+
+    from daninet_pipeline.data.resources import load_template
+    from daninet_pipeline.model.config import TrainConfig
+    from daninet_pipeline.model.data import SliceStore
+    from daninet_pipeline.model.train import load_model_file
+
+    img = resample_to_output(load_template(), voxel_sizes=(4, 4, 4), order=1)
+    vol = np.clip(np.asarray(img.dataobj, np.float32), 0, None)
+    rng = np.random.default_rng(0)
+    records = []
+    for s, dx in enumerate(("CN", "MCI", "AD", "CN")):
+        for k, age in enumerate((65.0, 72.0, 80.0)):
+            v = vol * (1 - 0.01 * (age - 65.0)) + rng.normal(0, 0.01, vol.shape) * (vol > 0.02)
+            records.append({"image": nib.Nifti1Image(np.clip(v, 0, None).astype(np.float32),
+                                                     img.affine),
+                            "subject": f"s{s:02d}", "session": f"M{k:02d}", "age": age,
+                            "diagnosis": dx})
+    store = SliceStore.build(tmp_path / "store", records, image_size=32)
+    cfg = TrainConfig.from_file("demo").replace(
+        image_size=32, width=4, z_dim=8, batch_size=4, steps=4, checkpoint_every=2, n_bins=4,
+        age_min=63.0, age_max=83.0)
+    cfg.save(tmp_path / "cfg.json")
+    out = tmp_path / "model"
+    env = dict(os.environ, STORE=str(store.root), OUT=str(out), CONFIG=str(tmp_path / "cfg.json"),
+               NPROC="2", PATH=f"{BIN}:{os.environ['PATH']}")
+    t0 = time.monotonic()
+    job = _run(["sbatch", "--parsable", "--cpus-per-task=2", "--mem=4G", "--time=00:20:00",
+                "--export=ALL", f"--output={tmp_path}/train_%j.out",
+                RECIPES / "slurm" / "train_group.sbatch"], env=env).stdout.strip().split(";")[0]
+    _wait_for([job])
+    log = next(tmp_path.glob("train_*.out")).read_text()
+    print(f"[slurm] training job (torchrun, 2 gloo processes) in {time.monotonic() - t0:.0f} s")
+    assert (out / "model.pt").is_file(), log[-3000:]
+    assert load_model_file(out / "model.pt")["training"]["processes"] == 2
