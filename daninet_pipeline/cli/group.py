@@ -1,0 +1,48 @@
+"""``daninet BIDS_DIR OUTPUT_DIR group``: train (and evaluate) the DaniNet model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import DaniNetError
+from ..group import gather_sessions
+
+LOG = logging.getLogger("daninet")
+
+
+def run_group(opts) -> int:
+    """Build and run :func:`~daninet_pipeline.workflows.group.init_group_wf` from CLI options."""
+    from ..workflows.group import init_group_wf, model_dir_of
+
+    config = opts.config or "full"
+    table, missing = gather_sessions(opts.bids_dir, opts.output_dir,
+                                     participant_label=opts.participant_label,
+                                     database_dir=opts.bids_database_dir)
+    if missing:
+        raise DaniNetError(f"{len(missing)} subject(s) have no participant-level derivatives in "
+                           f"{opts.output_dir} (first: sub-{missing[0]}); run "
+                           f"'daninet {opts.bids_dir} {opts.output_dir} participant' first")
+    LOG.info("group level: %d subjects, %d sessions, configuration %s", table["subject"].nunique(),
+             len(table), config)
+    wf = init_group_wf(bids_dir=opts.bids_dir, output_dir=opts.output_dir, config=config,
+                       seed=opts.seed, resume=opts.resume, evaluate=True,
+                       participant_label=opts.participant_label,
+                       database_dir=opts.bids_database_dir)
+    wf.base_dir = str(opts.work_dir)
+    log_dir = Path(opts.output_dir) / "logs"
+    wf.config["execution"].update({"crashdump_dir": str(log_dir), "crashfile_format": "txt",
+                                   "stop_on_first_crash": True})
+    plugin_args = dict(opts.plugin_args or {})
+    if opts.plugin == "MultiProc" and opts.nprocs:
+        plugin_args.setdefault("n_procs", opts.nprocs)
+    try:
+        wf.run(plugin=opts.plugin, plugin_args=plugin_args)
+    except RuntimeError as err:
+        raise DaniNetError(f"the group level failed ({err}); crash files are in {log_dir}") from err
+    model_dir = model_dir_of(opts.output_dir, config)
+    print(f"model: {model_dir / 'model.pt'}")
+    print(f"model card: {model_dir / 'model_card.md'}")
+    if (model_dir / "group_eval.md").is_file():
+        print((model_dir / "group_eval.md").read_text())
+    return 0

@@ -1,0 +1,174 @@
+"""Group level, as plain functions: gather derivatives, split, build the slice store,
+train, evaluate on the test split, write the model card.
+
+The Nipype interfaces in :mod:`daninet_pipeline.interfaces.group` wrap these; the
+workflow :func:`daninet_pipeline.workflows.group.init_group_wf` chains them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .bids import impute_missing_diagnoses, load_sessions
+from .data.resources import DEFAULT_TEMPLATE
+from .errors import BIDSInputError
+
+LOG = logging.getLogger("daninet.group")
+
+SESSION_COLUMNS = ["subject", "session", "age", "diagnosis", "t1w", "preproc", "mask"]
+
+
+def derivative_paths(output_dir, subject: str, session: str | None,
+                     template: str = DEFAULT_TEMPLATE) -> tuple[Path, Path]:
+    """Pre-processed T1w and brain mask that the participant level writes for a session."""
+    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    anat = Path(output_dir) / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
+    return (anat / f"{stem}_space-{template}_desc-preproc_T1w.nii.gz",
+            anat / f"{stem}_space-{template}_desc-brain_mask.nii.gz")
+
+
+def gather_sessions(bids_dir, output_dir, *, participant_label=None, database_dir=None,
+                    template: str = DEFAULT_TEMPLATE) -> tuple[pd.DataFrame, list[str]]:
+    """Sessions of the dataset with their participant-level derivatives.
+
+    Returns the table (columns :data:`SESSION_COLUMNS`; ``preproc``/``mask`` are empty
+    where a derivative is missing) and the subjects that lack at least one derivative.
+    """
+    table = load_sessions(bids_dir, participant_label=participant_label, database_dir=database_dir)
+    rows, missing = [], set()
+    for rec in table.itertuples(index=False):
+        session = rec.session if isinstance(rec.session, str) else None
+        preproc, mask = derivative_paths(output_dir, rec.subject, session, template)
+        ok = preproc.is_file() and mask.is_file()
+        if not ok:
+            missing.add(rec.subject)
+        rows.append({"subject": rec.subject, "session": session, "age": rec.age,
+                     "diagnosis": rec.diagnosis if isinstance(rec.diagnosis, str) else None,
+                     "t1w": rec.t1w, "preproc": str(preproc) if ok else "",
+                     "mask": str(mask) if ok else ""})
+    return pd.DataFrame(rows, columns=SESSION_COLUMNS), sorted(missing)
+
+
+def training_records(sessions: pd.DataFrame, split: pd.DataFrame, splits=("train",)) -> list[dict]:
+    """Slice-store records (image, subject, session, age, diagnosis) of the chosen splits.
+
+    Sessions without a diagnosis take their neighbours' when they agree, or are left
+    out (:func:`~daninet_pipeline.bids.impute_missing_diagnoses`).
+    """
+    chosen = set(split.loc[split["split"].isin(splits), "subject"])
+    table = sessions[sessions["subject"].isin(chosen)]
+    if (table["preproc"] == "").any():
+        lacking = sorted(table.loc[table["preproc"] == "", "subject"].unique())
+        raise BIDSInputError(f"no pre-processed T1w for sub-{', sub-'.join(lacking)}: run the "
+                             "participant level first")
+    table = impute_missing_diagnoses(table)
+    return [{"image": r.preproc, "subject": r.subject, "session": r.session or "",
+             "age": float(r.age), "diagnosis": r.diagnosis} for r in table.itertuples(index=False)]
+
+
+def test_followups(sessions: pd.DataFrame, split: pd.DataFrame) -> list[dict]:
+    """Baseline/follow-up pairs of the test subjects (baseline = first session by age)."""
+    out = []
+    test = set(split.loc[split["split"] == "test", "subject"])
+    for sub, group in sessions[sessions["subject"].isin(test)].groupby("subject"):
+        group = group.sort_values("age")
+        base = group.iloc[0]
+        for _, fu in group.iloc[1:].iterrows():
+            out.append({"subject": sub, "baseline_session": base["session"],
+                        "followup_session": fu["session"], "baseline_age": float(base["age"]),
+                        "followup_age": float(fu["age"]),
+                        "diagnosis": base["diagnosis"] or fu["diagnosis"] or "CN",
+                        "baseline": base["preproc"], "followup": fu["preproc"], "mask": fu["mask"]})
+    return out
+
+
+def ground_truth_volumes(bids_dir) -> pd.DataFrame | None:
+    """True regional volumes of the demo dataset: rows (subject, session), one column per
+    region (template space, mm^3). Read from ``derivatives/ground_truth/regional_volumes.tsv``;
+    None for a dataset without it."""
+    path = Path(bids_dir) / "derivatives" / "ground_truth" / "regional_volumes.tsv"
+    if not path.is_file():
+        return None
+    vols = pd.read_csv(path, sep="\t")
+    vols["subject"] = vols["participant_id"].str[4:]
+    vols["session"] = vols["session_id"].str[4:]
+    return vols.pivot_table(index=["subject", "session"], columns="region", values="volume_template_mm3")
+
+
+def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
+                        bids_dir=None, *, method: str = "daninet") -> tuple[Path, Path]:
+    """Simulate each test subject's baseline at its follow-up ages and score it beside
+    the identity answer; write ``group_eval.tsv`` and ``group_eval.md`` in ``out_dir``."""
+    from .evaluation.evaluate import FollowUp, evaluate_followups, write_evaluation
+    from .model.simulate import Simulator
+
+    pairs = test_followups(sessions, split)
+    if not pairs:
+        raise BIDSInputError("the test split has no subject with a follow-up session")
+    sim = Simulator.load(model_file)
+    truth = ground_truth_volumes(bids_dir) if bids_dir is not None else None
+    followups = []
+    for p in pairs:
+        pred = sim.simulate(p["baseline"], p["baseline_age"], p["diagnosis"], [p["followup_age"]])[0]
+        change = None
+        if truth is not None:
+            a = truth.loc[(p["subject"], p["baseline_session"])]
+            b = truth.loc[(p["subject"], p["followup_session"])]
+            change = (b / a - 1.0).to_dict()
+        followups.append(FollowUp(p["subject"], p["baseline_session"], p["followup_session"],
+                                  p["followup_age"] - p["baseline_age"], p["baseline"], p["followup"],
+                                  p["mask"], predictions={method: np.asarray(pred.dataobj, np.float32)},
+                                  true_change=change))
+        LOG.info("evaluated sub-%s ses-%s -> ses-%s", p["subject"], p["baseline_session"],
+                 p["followup_session"])
+    return write_evaluation(evaluate_followups(followups), out_dir)
+
+
+def write_model_card(model_file, split: pd.DataFrame, config_name: str, out_path,
+                     evaluation_md=None) -> Path:
+    """A Markdown model card: data, configuration, steps, final losses, validation scores."""
+    from .model.train import load_model_file
+
+    state = load_model_file(model_file)
+    cfg = state.get("config", {})
+    training = state.get("training") or {}
+    counts = split.groupby("split")["subject"].nunique().to_dict()
+    sessions = split.groupby("split")["sessions"].sum().to_dict()
+    lines = [
+        f"# DaniNet model card: {Path(model_file).parent.name}",
+        "",
+        f"- model file: `{Path(model_file).name}` (daninet_pipeline {state.get('package_version', '?')}, "
+        f"written by {__version__})",
+        f"- configuration: `{config_name}` (saved inside the model file; every field below)",
+        f"- training steps: {training.get('steps', cfg.get('steps'))}, processes: {training.get('processes', 1)}, "
+        f"seconds: {training.get('seconds_this_run', float('nan')):.0f}",
+        f"- data: {training.get('n_volumes', '?')} volumes of {training.get('n_subjects', '?')} subjects, "
+        f"{training.get('n_slices', '?')} slices; ages {training.get('age_min', float('nan')):.1f}-"
+        f"{training.get('age_max', float('nan')):.1f}; diagnoses {training.get('diagnoses', {})}",
+        "- split (subjects / sessions): " + ", ".join(
+            f"{k} {counts.get(k, 0)} / {sessions.get(k, 0)}" for k in ("train", "validation", "test")),
+        "",
+        "## Final losses (mean of the last 20 steps)",
+        "",
+        "| term | value |",
+        "|---|---|",
+    ]
+    for k, v in (training.get("final_losses") or {}).items():
+        lines.append(f"| {k} | {v:.5g} |")
+    if training.get("svr_cv_mae"):
+        lines += ["", "## Regional SVRs (cross-validated MAE of the intensity ratio)", "",
+                  "| region | CV MAE |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in training["svr_cv_mae"].items()]
+    if evaluation_md is not None and Path(evaluation_md).is_file():
+        lines += ["", Path(evaluation_md).read_text().replace("# Evaluation", "## Evaluation")]
+    lines += ["", "## Configuration", "", "```json", json.dumps(cfg, indent=1), "```", ""]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines))
+    return out_path

@@ -1,0 +1,202 @@
+"""Nipype interfaces of the group level: thin wrappers of :mod:`daninet_pipeline.group`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    Str,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+
+def _read_tsv(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
+
+
+class _GatherInputSpec(BaseInterfaceInputSpec):
+    bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
+    output_dir = Directory(mandatory=True, desc="derivatives folder of the participant level")
+    participant_label = InputMultiObject(Str, desc="subjects to use (default: all)")
+    database_dir = Directory(desc="saved pybids index")
+
+
+class _GatherOutputSpec(TraitedSpec):
+    sessions_tsv = File(exists=True, desc="subject, session, age, diagnosis, t1w, preproc, mask")
+
+
+class GatherDerivatives(SimpleInterface):
+    """Table of every session with its pre-processed T1w and mask; fails when one lacks them."""
+
+    input_spec = _GatherInputSpec
+    output_spec = _GatherOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..errors import BIDSInputError
+        from ..group import gather_sessions
+
+        table, missing = gather_sessions(
+            self.inputs.bids_dir, self.inputs.output_dir,
+            participant_label=self.inputs.participant_label or None,
+            database_dir=self.inputs.database_dir if isdefined(self.inputs.database_dir) else None)
+        if missing:
+            raise BIDSInputError(f"no participant-level derivatives for sub-{', sub-'.join(missing)} "
+                                 f"in {self.inputs.output_dir}")
+        out = Path(runtime.cwd) / "sessions.tsv"
+        table.to_csv(out, sep="\t", index=False, na_rep="n/a")
+        self._results["sessions_tsv"] = str(out)
+        return runtime
+
+
+class _SplitInputSpec(BaseInterfaceInputSpec):
+    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    seed = traits.Int(0, usedefault=True, desc="random seed of the split")
+    out_file = File(mandatory=True, desc="where to write the split TSV")
+
+
+class _SplitOutputSpec(TraitedSpec):
+    split_tsv = File(exists=True, desc="subject, split, stratum, sessions")
+
+
+class SplitSubjects(SimpleInterface):
+    """Subjects (never sessions) into train/validation/test, stratified by diagnosis."""
+
+    input_spec = _SplitInputSpec
+    output_spec = _SplitOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..evaluation.split import split_subjects
+
+        table = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        split = split_subjects(table, seed=self.inputs.seed)
+        out = Path(self.inputs.out_file)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        split.to_csv(out, sep="\t", index=False)
+        self._results["split_tsv"] = str(out)
+        return runtime
+
+
+class _StoreInputSpec(BaseInterfaceInputSpec):
+    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
+    config = Str(mandatory=True, desc="preset name or JSON configuration file")
+
+
+class _StoreOutputSpec(TraitedSpec):
+    store_dir = Directory(exists=True, desc="memory-mapped slice store of the training split")
+
+
+class BuildSliceStore(SimpleInterface):
+    """The training split's pre-processed volumes as a memory-mapped slice store."""
+
+    input_spec = _StoreInputSpec
+    output_spec = _StoreOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..group import training_records
+        from ..model.config import TrainConfig
+        from ..model.data import SliceStore
+
+        cfg = TrainConfig.from_file(self.inputs.config)
+        sessions = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        records = training_records(sessions, _read_tsv(self.inputs.split_tsv))
+        root = Path(runtime.cwd) / "slice_store"
+        SliceStore.build(root, records, image_size=cfg.image_size, axis=cfg.slice_axis,
+                         intensity_max=cfg.intensity_max, progress=True)
+        self._results["store_dir"] = str(root)
+        return runtime
+
+
+class _TrainInputSpec(BaseInterfaceInputSpec):
+    store_dir = Directory(exists=True, mandatory=True, desc="slice store")
+    config = Str(mandatory=True, desc="preset name or JSON configuration file")
+    model_dir = Directory(mandatory=True, desc="where the checkpoint, loss log and model file go")
+    resume = traits.Bool(False, usedefault=True, desc="continue from the checkpoint in model_dir")
+
+
+class _TrainOutputSpec(TraitedSpec):
+    model_file = File(exists=True, desc="the self-describing model file")
+    losses_tsv = File(exists=True, desc="every loss at every logged step")
+
+
+class TrainModel(SimpleInterface):
+    """Fit the regional SVRs and train DaniNet (:func:`daninet_pipeline.model.train.train`)."""
+
+    input_spec = _TrainInputSpec
+    output_spec = _TrainOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..model.train import LOG_NAME, train
+
+        model_dir = Path(self.inputs.model_dir)
+        path = train(self.inputs.config, self.inputs.store_dir, model_dir, resume=self.inputs.resume)
+        self._results["model_file"] = str(path)
+        self._results["losses_tsv"] = str(model_dir / LOG_NAME)
+        return runtime
+
+
+class _EvalInputSpec(BaseInterfaceInputSpec):
+    model_file = File(exists=True, mandatory=True, desc="trained model")
+    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
+    bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
+    out_dir = Directory(mandatory=True, desc="where group_eval.tsv/.md go")
+
+
+class _EvalOutputSpec(TraitedSpec):
+    eval_tsv = File(exists=True, desc="one row per test follow-up and method")
+    eval_md = File(exists=True, desc="summary by years ahead, identity beside the model")
+
+
+class EvaluateTestSplit(SimpleInterface):
+    """Simulate the test subjects' follow-ups and score them beside the identity answer."""
+
+    input_spec = _EvalInputSpec
+    output_spec = _EvalOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..group import evaluate_test_split
+
+        sessions = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        tsv, md = evaluate_test_split(
+            self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), self.inputs.out_dir,
+            bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None)
+        self._results["eval_tsv"] = str(tsv)
+        self._results["eval_md"] = str(md)
+        return runtime
+
+
+class _CardInputSpec(BaseInterfaceInputSpec):
+    model_file = File(exists=True, mandatory=True, desc="trained model")
+    split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
+    config = Str(mandatory=True, desc="preset name or configuration file used")
+    eval_md = File(desc="evaluation summary to include")
+    out_file = File(mandatory=True, desc="where to write the Markdown card")
+
+
+class _CardOutputSpec(TraitedSpec):
+    model_card = File(exists=True, desc="Markdown model card")
+
+
+class WriteModelCard(SimpleInterface):
+    """Markdown card: data, configuration, steps, losses and validation scores."""
+
+    input_spec = _CardInputSpec
+    output_spec = _CardOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..group import write_model_card
+
+        card = write_model_card(self.inputs.model_file, _read_tsv(self.inputs.split_tsv), self.inputs.config,
+                                self.inputs.out_file,
+                                self.inputs.eval_md if isdefined(self.inputs.eval_md) else None)
+        self._results["model_card"] = str(card)
+        return runtime
