@@ -31,6 +31,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def memory_mb() -> dict:
+    """Current anonymous and file-backed resident memory and the peak RSS (VmHWM), MB.
+    File-backed pages of a memory map are page cache the kernel can drop at any time."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, val = line.partition(":")
+        if key in ("RssAnon", "RssFile", "VmHWM"):
+            out[key] = int(val.split()[0]) / 1024
+    return out
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
@@ -90,7 +101,8 @@ def bench_simulate(model_path: str | None, shape, width: int, size: int, repeats
     sl = tuple(slice(int(0.1 * s), int(0.9 * s)) for s in shape)
     vol[sl] = rng.random(vol[sl].shape, dtype=np.float32)
     ages = sim.cfg.bin_centres  # every age group
-    sim.simulate(vol[:, :, :8].copy(), 70.0, "CN", ages[:1])  # warm-up
+    mid = shape[2] // 2
+    sim.simulate(vol[:, :, mid - 4:mid + 4].copy(), 70.0, "CN", ages[:1])  # warm-up (a warning for the shape)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -136,6 +148,7 @@ def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: 
     store = SliceStore.build(out, Records(), image_size=size)
     build = time.perf_counter() - t
     rss_build = peak_rss_mb()
+    mem_build = memory_mb()
     size_gb = sum(f.stat().st_size for f in out.iterdir()) / 1e9
     cfg = TrainConfig(image_size=size)
     src = SliceSource.from_store(store, cfg)
@@ -145,10 +158,12 @@ def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: 
         n += len(b["x"])
         k += 1
     rate = n / (time.perf_counter() - t)
+    mem_read = memory_mb()
     res = {"case": "store", "volumes": n_volumes, "slices": len(store), "slices_per_volume":
            len(store.slice_indices), "image_size": size, "build_seconds": build,
            "build_seconds_per_volume": build / n_volumes, "size_gb": size_gb,
-           "peak_rss_mb_before": rss0, "peak_rss_mb_build": rss_build, "batch": batch,
+           "peak_rss_mb_before": rss0, "peak_rss_mb_build": rss_build, "memory_after_build_mb": mem_build,
+           "memory_after_reads_mb": mem_read, "batches_read": k, "batch": batch,
            "slices_per_s_random_batches": rate, "peak_rss_mb": peak_rss_mb()}
     shutil.rmtree(out)
     return res

@@ -284,7 +284,7 @@ class TrainConfig:
 
         >>> lo, hi, al = TrainConfig().age_interpolation([64.0, 65.0, 90.0])
         >>> lo.tolist(), hi.tolist(), [round(float(v), 2) for v in al]
-        ([0, 0, 9], [0, 1, 9], [1.0, 0.86, 1.0])
+        ([0, 0, 9], [0, 1, 9], [1.0, 0.7, 1.0])
         """
         c = self.bin_centres
         t = np.clip(np.asarray(age, dtype=float), c[0], c[-1])
@@ -292,7 +292,8 @@ class TrainConfig:
         hi = np.minimum(lo + 1, len(c) - 1)
         span = c[hi] - c[lo]
         alpha = np.where(span > 0, (c[hi] - t) / np.where(span > 0, span, 1.0), 1.0)
-        hi = np.where(span > 0, hi, lo)
+        hi = np.where((span > 0) & (alpha < 1), hi, lo)
+        alpha = np.where(hi == lo, 1.0, alpha)
         return lo.astype(np.int64), hi.astype(np.int64), alpha.astype(np.float32)
 
     def fold_diagnosis(self, label: str) -> str:

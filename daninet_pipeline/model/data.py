@@ -191,8 +191,13 @@ class SliceStore:
         slice_indices = np.asarray(slice_indices, dtype=int)
         n_sl = len(slice_indices)
         total = n_sl * len(records)
-        arr = np.lib.format.open_memmap(root / "slices.npy", mode="w+", dtype=np.float16,
-                                        shape=(total, image_size, image_size))
+        # the .npy header via open_memmap, then plain file writes: the slices never sit in
+        # this process's memory (a writable memory map would count them as resident)
+        header = np.lib.format.open_memmap(root / "slices.npy", mode="w+", dtype=np.float16,
+                                           shape=(total, image_size, image_size))
+        offset = header.offset
+        del header
+        fh = open(root / "slices.npy", "r+b")  # noqa: SIM115 - closed below
         rows = []
         iterator = enumerate(records)
         if progress:
@@ -210,12 +215,12 @@ class SliceStore:
                                  "store's grid (affine differs)")
             sl = extract_slices(np.clip(vol, 0, intensity_max) / intensity_max, image_size, axis=axis,
                                 indices=slice_indices)
-            arr[v * n_sl:(v + 1) * n_sl] = np.clip(sl, 0, 1).astype(np.float16)
+            fh.seek(offset + v * n_sl * image_size * image_size * 2)
+            fh.write(np.ascontiguousarray(np.clip(sl, 0, 1), dtype=np.float16).tobytes())
             for k, s in enumerate(slice_indices):
                 rows.append((v * n_sl + k, v, str(rec["subject"]), str(rec["session"]), float(rec["age"]),
                              str(rec["diagnosis"]), int(s), s / max(depth - 1, 1)))
-        arr.flush()
-        del arr
+        fh.close()
         index = pd.DataFrame(rows, columns=["row", "volume", "subject", "session", "age", "diagnosis", "slice",
                                             "position"])
         index.to_csv(root / "index.tsv", sep="\t", index=False)
