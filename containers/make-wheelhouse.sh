@@ -26,8 +26,11 @@ trap 'rm -f "$constraints"' EXIT
 
 # torch==X matches the local CPU build X+cpu where pip's find-links/index offer it; pass
 # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu elsewhere.
-"$PYTHON" -m pip wheel --quiet --wheel-dir "$wheelhouse" --constraint "$constraints" \
-  "torch==${TORCH_VERSION}" "$repo" pip setuptools wheel
+log="$here/_build/wheelhouse.log"
+mkdir -p "$(dirname "$log")"
+"$PYTHON" -m pip wheel --wheel-dir "$wheelhouse" --constraint "$constraints" \
+  "torch==${TORCH_VERSION}" "$repo" pip setuptools wheel > "$log" 2>&1 \
+  || { tail -40 "$log" >&2; echo "[wheelhouse] pip wheel failed; log in $log" >&2; exit 1; }
 # The package itself is installed from the source tree, never from an old wheel.
 rm -f "$wheelhouse"/daninet_pipeline-*.whl
 n=$(find "$wheelhouse" -name '*.whl' | wc -l)
