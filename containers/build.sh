@@ -32,23 +32,39 @@ step() {  # step NAME NOTE COMMAND...: run, time, record
   printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$name" "$dt" "$note (load $(cut -d' ' -f1-3 /proc/loadavg))" >> "$timings"
 }
 
+retry() {  # retry N COMMAND...: network steps get N tries, 20 s apart
+  local n="$1" i; shift
+  for ((i = 1; i <= n; i++)); do
+    "$@" && return 0
+    [ "$i" -lt "$n" ] && { echo "[build] try $i of $n failed: $*; again in 20 s" >&2; sleep 20; }
+  done
+  return 1
+}
+
 need=()
 command -v podman >/dev/null || need+=(podman)
 if [ -z "${BASE:-}" ] && ! command -v debootstrap >/dev/null; then need+=(debootstrap); fi
 if [ ${#need[@]} -gt 0 ]; then
-  step host-tools "apt-get install ${need[*]}" \
+  step host-tools "apt-get install ${need[*]}" retry 3 \
     bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${need[*]} >/dev/null"
 fi
 
 make_base() {
-  local rootfs
+  local rootfs rc=0
   rootfs="$(mktemp -d /var/tmp/daninet-rootfs.XXXXXX)"
-  # shellcheck disable=SC2064
-  trap "rm -rf '$rootfs'" RETURN
-  debootstrap --variant=minbase bookworm "$rootfs/root" "$DEBIAN_MIRROR" > "$builddir/debootstrap.log" 2>&1 \
-    || { tail -20 "$builddir/debootstrap.log" >&2; return 1; }
-  rm -rf "$rootfs/root/var/cache/apt/archives/"*.deb "$rootfs/root/var/lib/apt/lists/"*
-  tar -C "$rootfs/root" -c . | podman import --quiet - "$LOCAL_BASE" >/dev/null
+  # shellcheck disable=SC2329  # called through retry
+  debootstrap_once() {
+    rm -rf "$rootfs/root"
+    debootstrap --variant=minbase bookworm "$rootfs/root" "$DEBIAN_MIRROR" > "$builddir/debootstrap.log" 2>&1 \
+      || { tail -20 "$builddir/debootstrap.log" >&2; return 1; }
+  }
+  retry 3 debootstrap_once || rc=1
+  if [ "$rc" = 0 ]; then
+    rm -rf "$rootfs/root/var/cache/apt/archives/"*.deb "$rootfs/root/var/lib/apt/lists/"*
+    tar -C "$rootfs/root" -c . | podman import --quiet - "$LOCAL_BASE" >/dev/null || rc=1
+  fi
+  rm -rf "$rootfs"
+  return "$rc"
 }
 
 if [ -n "${BASE:-}" ]; then
@@ -63,7 +79,7 @@ else
 fi
 
 step wheelhouse "pip wheel torch (CPU) and all dependencies into containers/wheelhouse" \
-  "$here/make-wheelhouse.sh"
+  retry 2 "$here/make-wheelhouse.sh"
 
 source_hash="$(cd "$repo" && { find daninet_pipeline setup.cfg pyproject.toml README.md -type f \
   -not -path '*__pycache__*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum;
