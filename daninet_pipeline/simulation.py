@@ -1,0 +1,139 @@
+"""Simulation at the participant level (``--model``): a subject's baseline at other ages
+and diagnoses, as plain functions. The Nipype side is
+:func:`daninet_pipeline.workflows.simulation.init_simulation_wf`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .data.resources import DEFAULT_TEMPLATE
+from .errors import DaniNetError
+
+LOG = logging.getLogger("daninet.simulation")
+
+
+def sha256_of(path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def age_label(age: float, diagnosis: str | None = None) -> str:
+    """BIDS ``desc`` label of a simulated image: ``simAge72p5`` (+ the diagnosis when it
+    is a counterfactual one, e.g. ``simAge72p5AD``)."""
+    whole, tenth = divmod(int(round(age * 10)), 10)
+    return f"simAge{whole}p{tenth}" + (diagnosis or "")
+
+
+def target_ages_for(sessions: pd.DataFrame, *, target_ages=None, years_ahead=None) -> list[float]:
+    """The ages to simulate for one subject (rows sorted by age, first = baseline).
+
+    Explicit ``target_ages``; or the baseline age plus ``years_ahead``; or by default
+    the ages of the subject's real follow-ups.
+    """
+    base_age = float(sessions["age"].iloc[0])
+    if target_ages:
+        return [float(a) for a in target_ages]
+    if years_ahead:
+        return [round(base_age + float(y), 1) for y in years_ahead]
+    ages = [float(a) for a in sessions["age"].iloc[1:]]
+    if not ages:
+        raise DaniNetError("the subject has no follow-up session: give --target-ages or --years-ahead")
+    return ages
+
+
+def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, diagnosis: str | None = None,
+                     transfer: bool = False, transfer_steps: int | None = None) -> list[dict]:
+    """Simulate the baseline (first session by age) of one subject at ``ages``.
+
+    ``sessions``: rows with ``session``, ``age``, ``diagnosis``, ``preproc`` (the
+    pre-processed T1w on the template grid). ``diagnosis`` overrides the subject's own
+    (counterfactual trajectories). With ``transfer`` a copy of the model is first
+    fine-tuned on the subject's scans up to the baseline (the paper's "T").
+    Returns one dict per age: ``image`` (nibabel), ``age``, ``diagnosis``, ``source``.
+    """
+    from .model.simulate import Simulator
+
+    rows = sessions.sort_values("age").reset_index(drop=True)
+    base = rows.iloc[0]
+    own_dx = next((d for d in rows["diagnosis"] if isinstance(d, str) and d), None)
+    dx = diagnosis or own_dx
+    if dx is None:
+        raise DaniNetError("the subject has no diagnosis in any session: give --diagnosis")
+    sim = Simulator.load(model_file)
+    if transfer:
+        from .model.transfer import transfer as fine_tune
+
+        scans = [{"image": nib.load(base["preproc"]), "age": float(base["age"]), "diagnosis": own_dx or dx}]
+        sim = fine_tune(sim, scans, steps=transfer_steps)
+    images = sim.simulate(base["preproc"], float(base["age"]), dx, ages)
+    return [{"image": img, "age": float(a), "diagnosis": dx, "source": base["preproc"],
+             "source_age": float(base["age"]), "counterfactual": diagnosis is not None and diagnosis != own_dx}
+            for img, a in zip(images, ages)]
+
+
+def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, output_dir, *,
+                      transfer: bool) -> dict:
+    """JSON sidecar of a simulated image: source, ages, diagnosis, model identity, synthetic.
+
+    ``Sources`` holds BIDS URIs of the raw T1w (``bids:raw:``, the input dataset) and of
+    the pre-processed baseline it was simulated from (``bids::``, this dataset).
+    """
+    raw = os.path.relpath(source_t1w, bids_dir)
+    derived = os.path.relpath(result["source"], output_dir)
+    return {
+        "Description": "SYNTHETIC image simulated by DaniNet: not an acquired scan",
+        "Synthetic": True,
+        "Sources": [f"bids:raw:{raw}", f"bids::{derived}"],
+        "SpatialReference": DEFAULT_TEMPLATE,
+        "SourceAge": round(result["source_age"], 2),
+        "SimulatedAge": round(result["age"], 2),
+        "SimulatedDiagnosis": result["diagnosis"],
+        "CounterfactualDiagnosis": bool(result["counterfactual"]),
+        "TransferLearning": bool(transfer),
+        "Model": {"File": Path(model_file).name, "SHA256": sha256_of(model_file)},
+        "GeneratedBy": {"Name": "daninet_pipeline", "Version": __version__},
+    }
+
+
+def write_simulations(results: list[dict], *, output_dir, subject: str, session: str | None,
+                      model_file, source_t1w: str, bids_dir, transfer: bool = False) -> list[Path]:
+    """Write each simulated image and its sidecar under ``output_dir`` (atomic renames).
+
+    Names: ``sub-X[_ses-Y]_space-<template>_desc-simAge<age>[<dx>]_T1w.nii.gz``, in the
+    baseline session's ``anat`` folder.
+    """
+    anat = Path(output_dir) / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
+    anat.mkdir(parents=True, exist_ok=True)
+    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    written = []
+    for res in results:
+        desc = age_label(res["age"], res["diagnosis"] if res["counterfactual"] else None)
+        nii = anat / f"{stem}_space-{DEFAULT_TEMPLATE}_desc-{desc}_T1w.nii.gz"
+        img = res["image"]
+        out = nib.Nifti1Image(np.asarray(img.dataobj, np.float32), img.affine)
+        out.header.set_xyzt_units("mm")
+        tmp = nii.with_name(".tmp-" + nii.name)
+        nib.save(out, tmp)
+        os.replace(tmp, nii)
+        sidecar = nii.with_name(nii.name.replace(".nii.gz", ".json"))
+        tmp = sidecar.with_name(".tmp-" + sidecar.name)
+        tmp.write_text(json.dumps(simulated_sidecar(res, model_file, source_t1w, bids_dir, output_dir,
+                                                    transfer=transfer),
+                                  indent=2) + "\n")
+        os.replace(tmp, sidecar)
+        written.append(nii)
+    return written

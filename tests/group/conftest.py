@@ -1,0 +1,65 @@
+"""Group-level fixtures: stand-in participant derivatives and one tiny trained model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from daninet_pipeline.group import derivative_paths
+from daninet_pipeline.workflows.group import init_group_wf
+
+TPL = "MNI152NLin2009aSym"
+
+
+def fake_derivatives(bids_dir, out_dir, skip_subject=None):
+    """Participant derivatives stood in for by the ground truth (noise-free, skull-stripped)."""
+    truth = bids_dir / "derivatives" / "ground_truth"
+    for img_path in sorted(truth.glob(f"sub-*/ses-*/anat/*_space-{TPL}_desc-noisefree_T1w.nii.gz")):
+        sub, ses = img_path.name.split("_")[:2]
+        if sub[4:] == skip_subject:
+            continue
+        mask_path = img_path.with_name(img_path.name.replace("desc-noisefree_T1w", "desc-brain_mask"))
+        img, mask = nib.load(img_path), nib.load(mask_path)
+        preproc, out_mask = derivative_paths(out_dir, sub[4:], ses[4:])
+        preproc.parent.mkdir(parents=True, exist_ok=True)
+        data = np.asarray(img.dataobj, np.float32) * (np.asarray(mask.dataobj) > 0)
+        nib.save(nib.Nifti1Image(data, img.affine), preproc)
+        shutil.copy(mask_path, out_mask)
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"extends": "demo", "image_size": 32, "width": 8, "z_dim": 16,
+                                "batch_size": 8, "steps": 6, "checkpoint_every": 3,
+                                # 2-year age groups: every demo subject spans two groups
+                                "age_min": 50.0, "age_max": 96.0, "n_bins": 23,
+                                "weight_vox": {"value": 1.0}, "weight_reg": {"value": 1.0}}))
+    return str(path)
+
+
+
+TINY_CONFIG = {"extends": "demo", "image_size": 32, "width": 8, "z_dim": 16, "batch_size": 8,
+               "steps": 6, "checkpoint_every": 3, "transfer_steps": 2,
+               # 2-year age groups: every demo subject spans two groups
+               "age_min": 50.0, "age_max": 96.0, "n_bins": 23,
+               "weight_vox": {"value": 1.0}, "weight_reg": {"value": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def trained_group(demo_bids, tmp_path_factory):
+    """(bids_dir, output_dir, config path) after running the group workflow once."""
+    tmp = tmp_path_factory.mktemp("group")
+    config = tmp / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    out = tmp / "out"
+    fake_derivatives(demo_bids, out)
+    wf = init_group_wf(bids_dir=demo_bids, output_dir=out, config=str(config), seed=1)
+    wf.base_dir = str(tmp / "work")
+    wf.config["execution"]["crashdump_dir"] = str(tmp / "crash")
+    wf.run(plugin="Linear")
+    return demo_bids, out, str(config)

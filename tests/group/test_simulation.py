@@ -1,0 +1,74 @@
+"""Simulation at the participant level: target ages, names, sidecars, counterfactuals."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from daninet_pipeline.errors import DaniNetError
+from daninet_pipeline.group import gather_sessions
+from daninet_pipeline.simulation import (
+    age_label,
+    sha256_of,
+    simulate_subject,
+    target_ages_for,
+    write_simulations,
+)
+from daninet_pipeline.workflows.group import model_dir_of
+
+
+def test_age_labels_are_bids_alphanumeric():
+    assert age_label(72.46) == "simAge72p5"
+    assert age_label(80, "AD") == "simAge80p0AD"
+
+
+def test_target_ages_default_to_the_real_follow_ups():
+    rows = pd.DataFrame({"age": [70.2, 71.2, 75.0]})
+    assert target_ages_for(rows) == [71.2, 75.0]
+    assert target_ages_for(rows, years_ahead=[1, 5]) == [71.2, 75.2]
+    assert target_ages_for(rows, target_ages=[80]) == [80.0]
+    with pytest.raises(DaniNetError, match="no follow-up"):
+        target_ages_for(rows.iloc[:1])
+
+
+def test_simulated_derivatives_have_names_and_sidecars(trained_group, tmp_path):
+    bids_dir, out, config = trained_group
+    model = model_dir_of(out, config) / "model.pt"
+    table, _ = gather_sessions(bids_dir, out)
+    sub = table["subject"].iloc[0]
+    rows = table[table["subject"] == sub].sort_values("age")
+    ages = target_ages_for(rows)
+    results = simulate_subject(model, rows, ages)
+    written = write_simulations(results, output_dir=out, subject=sub, session=rows["session"].iloc[0],
+                                model_file=model, source_t1w=rows["t1w"].iloc[0], bids_dir=bids_dir)
+    assert len(written) == len(ages)
+    base = nib.load(rows["preproc"].iloc[0])
+    for path, age in zip(written, ages):
+        assert path.name.endswith(f"_desc-{age_label(age)}_T1w.nii.gz")
+        img = nib.load(path)
+        assert img.shape == base.shape and np.allclose(img.affine, base.affine)
+        side = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        assert side["Synthetic"] is True and side["SimulatedAge"] == pytest.approx(age)
+        assert side["Model"]["SHA256"] == sha256_of(model)
+        assert side["Sources"][0].startswith("bids:raw:sub-")
+    assert not list(written[0].parent.glob(".tmp-*"))
+
+
+def test_counterfactual_diagnosis_and_transfer(trained_group):
+    bids_dir, out, config = trained_group
+    model = model_dir_of(out, config) / "model.pt"
+    table, _ = gather_sessions(bids_dir, out)
+    rows = table[table["subject"] == table["subject"].iloc[0]].sort_values("age")
+    own = next(d for d in rows["diagnosis"] if isinstance(d, str))
+    other = "AD" if own != "AD" else "CN"
+    res = simulate_subject(model, rows, [rows["age"].iloc[0] + 3], diagnosis=other, transfer=True)
+    assert res[0]["diagnosis"] == other and res[0]["counterfactual"]
+    same = simulate_subject(model, rows, [rows["age"].iloc[0] + 3])
+    assert not same[0]["counterfactual"]
+    a = np.asarray(res[0]["image"].dataobj)
+    b = np.asarray(same[0]["image"].dataobj)
+    assert a.shape == b.shape and not np.array_equal(a, b)
