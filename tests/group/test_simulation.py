@@ -72,3 +72,24 @@ def test_counterfactual_diagnosis_and_transfer(trained_group):
     a = np.asarray(res[0]["image"].dataobj)
     b = np.asarray(same[0]["image"].dataobj)
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_simulation_workflow_writes_one_image_per_year_ahead(trained_group, tmp_path):
+    from daninet_pipeline.workflows.simulation import init_simulation_wf
+
+    bids_dir, out, config = trained_group
+    table, _ = gather_sessions(bids_dir, out)
+    sessions_tsv = tmp_path / "sessions.tsv"
+    table.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
+    sub = table["subject"].iloc[-1]
+    wf = init_simulation_wf(subject=sub, model_file=model_dir_of(out, config) / "model.pt",
+                            bids_dir=bids_dir, output_dir=tmp_path / "sim", years_ahead=[1, 2.5])
+    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
+    wf.base_dir = str(tmp_path / "work")
+    wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
+    result = wf.run(plugin="Linear")
+    files = sorted((tmp_path / "sim").rglob("*_T1w.nii.gz"))
+    base_age = table[table["subject"] == sub]["age"].min()
+    assert [f.name.split("desc-")[1] for f in files] == sorted(
+        f"{age_label(base_age + y)}_T1w.nii.gz" for y in (1, 2.5))
+    assert [n.name for n in result.nodes()] == ["simulate"]

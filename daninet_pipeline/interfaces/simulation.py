@@ -1,0 +1,60 @@
+"""Nipype interface of the simulation step: a thin wrapper of :mod:`daninet_pipeline.simulation`."""
+
+from __future__ import annotations
+
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    InputMultiObject,
+    OutputMultiObject,
+    SimpleInterface,
+    Str,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+
+class _SimulateInputSpec(BaseInterfaceInputSpec):
+    model_file = File(exists=True, mandatory=True, desc="trained DaniNet model file")
+    sessions_tsv = File(exists=True, mandatory=True,
+                        desc="sessions with age, diagnosis, t1w and preproc (GatherDerivatives)")
+    subject = Str(mandatory=True, desc="subject label, without 'sub-'")
+    target_ages = InputMultiObject(traits.Float, desc="ages to simulate (years)")
+    years_ahead = InputMultiObject(traits.Float, desc="years after the baseline to simulate")
+    diagnosis = Str(desc="simulate under this diagnosis (counterfactual)")
+    transfer = traits.Bool(False, usedefault=True, desc="fine-tune on the subject's scans first")
+    bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
+    output_dir = Directory(mandatory=True, desc="derivatives folder to write into")
+
+
+class _SimulateOutputSpec(TraitedSpec):
+    simulated = OutputMultiObject(File(exists=True), desc="simulated T1w images (template space)")
+
+
+class SimulateSubject(SimpleInterface):
+    """Simulate one subject's baseline at other ages and write BIDS derivatives."""
+
+    input_spec = _SimulateInputSpec
+    output_spec = _SimulateOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..simulation import simulate_subject, target_ages_for, write_simulations
+
+        table = pd.read_csv(self.inputs.sessions_tsv, sep="\t", dtype={"subject": str, "session": str},
+                            keep_default_na=False).replace({"diagnosis": {"n/a": None, "": None}})
+        rows = table[table["subject"] == self.inputs.subject].sort_values("age")
+        ages = target_ages_for(rows, target_ages=self.inputs.target_ages or None,
+                               years_ahead=self.inputs.years_ahead or None)
+        diagnosis = self.inputs.diagnosis if isdefined(self.inputs.diagnosis) else None
+        results = simulate_subject(self.inputs.model_file, rows, ages, diagnosis=diagnosis,
+                                   transfer=self.inputs.transfer)
+        session = rows["session"].iloc[0] or None
+        written = write_simulations(results, output_dir=self.inputs.output_dir, subject=self.inputs.subject,
+                                    session=session, model_file=self.inputs.model_file,
+                                    source_t1w=rows["t1w"].iloc[0], bids_dir=self.inputs.bids_dir,
+                                    transfer=self.inputs.transfer)
+        self._results["simulated"] = [str(p) for p in written]
+        return runtime

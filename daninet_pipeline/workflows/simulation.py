@@ -1,0 +1,65 @@
+"""Simulation workflow: a subject's baseline at other ages (participant level, ``--model``)."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+from niworkflows.engine.workflows import LiterateWorkflow as Workflow
+
+from .. import __version__
+from ..interfaces.simulation import SimulateSubject
+
+
+def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target_ages=None,
+                       years_ahead=None, diagnosis: str | None = None, transfer: bool = False,
+                       name: str | None = None) -> Workflow:
+    """Simulate one subject's baseline scan at other ages (and diagnoses).
+
+    Workflow Graph
+        .. workflow::
+            :graph2use: orig
+            :simple_form: yes
+
+            from daninet_pipeline.workflows.simulation import init_simulation_wf
+            wf = init_simulation_wf(subject="01", model_file="model.pt", bids_dir=".",
+                                    output_dir="out")
+
+    Parameters
+    ----------
+    subject : subject label (without ``sub-``)
+    model_file : trained model
+    bids_dir, output_dir : input dataset and derivatives folder
+    target_ages / years_ahead : what to simulate (default: the real follow-ups' ages)
+    diagnosis : counterfactual diagnosis (default: the subject's own)
+    transfer : fine-tune a copy of the model on the subject's baseline first
+
+    Inputs
+    ------
+    sessions_tsv : the subject's sessions with their pre-processed T1w (GatherDerivatives)
+
+    Outputs
+    -------
+    simulated : simulated T1w images written as derivatives
+    """
+    workflow = Workflow(name=name or f"sim_sub_{subject}_wf")
+    workflow.__desc__ = (
+        f"Synthetic follow-up images were simulated from the baseline scan with the trained "
+        f"DaniNet model (daninet_pipeline {__version__})"
+        + (", after fine-tuning a copy of the model on the subject's own scan" if transfer else "")
+        + ".\n")
+    inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["simulated"]), name="outputnode")
+    simulate = pe.Node(SimulateSubject(subject=subject, model_file=str(model_file), bids_dir=str(bids_dir),
+                                       output_dir=str(output_dir), transfer=transfer),
+                       name="simulate", mem_gb=2.0)
+    if target_ages:
+        simulate.inputs.target_ages = [float(a) for a in target_ages]
+    if years_ahead:
+        simulate.inputs.years_ahead = [float(y) for y in years_ahead]
+    if diagnosis:
+        simulate.inputs.diagnosis = diagnosis
+    workflow.connect([
+        (inputnode, simulate, [("sessions_tsv", "sessions_tsv")]),
+        (simulate, outputnode, [("simulated", "simulated")]),
+    ])
+    return workflow
