@@ -87,13 +87,15 @@ end check-derivatives
 
 # As Apptainer runs it: read-only root file system, the caller's uid (not in the image's
 # /etc/passwd), HOME on a bound folder, a fresh /tmp.
-begin "run (Apptainer-like: read-only image, uid 4321, bound HOME): daninet /data /out participant"
+# One session is enough here.
+session="$(find "$tmp/data/bids" -mindepth 2 -maxdepth 2 -name 'ses-*' -printf '%f\n' | sort | head -1)"
+begin "run (Apptainer-like: read-only image, uid 4321, bound HOME): daninet /data /out participant --session-label $session"
 "$run" --read-only -u 4321:4321 -e HOME=/home/user -v "$tmp/home:/home/user" \
   -v "$tmp/data/bids:/data:ro" -v "$tmp/out-ro:/out" "$IMAGE" \
-  /data /out/daninet participant --work-dir /out/work --nprocs 2 --omp-nthreads 1 \
-  --skip-bids-validation > "$tmp/participant-ro.log" 2>&1 \
+  /data /out/daninet participant --session-label "$session" --work-dir /out/work \
+  --nprocs 2 --omp-nthreads 1 --skip-bids-validation > "$tmp/participant-ro.log" 2>&1 \
   || { tail -40 "$tmp/participant-ro.log" >&2; exit 1; }
 "$run" -v "$tmp/data/bids:/data:ro" -v "$tmp/out-ro:/out:ro" -v "$repo/workflows:/recipes:ro" \
-  --entrypoint python "$IMAGE" /recipes/check_derivatives.py /data /out/daninet
+  --entrypoint python "$IMAGE" /recipes/check_derivatives.py /data /out/daninet --session-label "$session"
 end run-participant-readonly
 echo "[test] container test passed"

@@ -13,7 +13,7 @@ Used by the container test, the SLURM test and operators after an array job:
 array recipe reads such a file). Exit status: 0 when complete, 1 otherwise.
 
     python workflows/check_derivatives.py BIDS_DIR OUTPUT_DIR [--participant-label A B]
-                                          [--missing rerun.txt] [--quick]
+                    [--session-label M000] [--missing rerun.txt] [--quick]
 
 Needs only nibabel and numpy (both inside the image).
 """
@@ -29,13 +29,16 @@ from pathlib import Path
 T1W = re.compile(r"^(sub-[A-Za-z0-9]+)(?:_(ses-[A-Za-z0-9]+))?.*_T1w\.nii(?:\.gz)?$")
 
 
-def input_sessions(bids_dir: Path, labels: list[str] | None) -> list[tuple[str, str | None]]:
+def input_sessions(bids_dir: Path, labels: list[str] | None,
+                   sessions: list[str] | None = None) -> list[tuple[str, str | None]]:
     """(subject, session or None) of every T1w image of the input, sorted, unique."""
     wanted = {f"sub-{label.removeprefix('sub-')}" for label in labels} if labels else None
+    wanted_ses = {f"ses-{label.removeprefix('ses-')}" for label in sessions} if sessions else None
     found = set()
     for path in bids_dir.glob("sub-*/**/anat/*_T1w.nii*"):
         match = T1W.match(path.name)
-        if match and (wanted is None or match.group(1) in wanted):
+        if match and (wanted is None or match.group(1) in wanted) \
+                and (wanted_ses is None or match.group(2) in wanted_ses):
             found.add((match.group(1), match.group(2)))
     return sorted(found, key=lambda item: (item[0], item[1] or ""))
 
@@ -84,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bids_dir", type=Path)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--participant-label", nargs="+", metavar="LABEL")
+    parser.add_argument("--session-label", nargs="+", metavar="LABEL")
     parser.add_argument("--missing", type=Path, metavar="FILE",
                         help="write the labels of incomplete subjects here, one a line")
     parser.add_argument("--quick", action="store_true",
                         help="only check that the files exist (no image loading)")
     opts = parser.parse_args(argv)
 
-    sessions = input_sessions(opts.bids_dir, opts.participant_label)
+    sessions = input_sessions(opts.bids_dir, opts.participant_label, opts.session_label)
     if not sessions:
         print(f"check_derivatives: no T1w images selected in {opts.bids_dir}", file=sys.stderr)
         return 1

@@ -91,7 +91,7 @@ def bids(tmp_path_factory) -> Path:
     from daninet_pipeline.data.synthetic import write_dataset
 
     out = tmp_path_factory.mktemp("bids_slurm") / "bids"
-    write_dataset(out, n_subjects=3, seed=39, shape="small")  # 2-3 sessions each
+    write_dataset(out, n_subjects=2, seed=4, shape="small")  # 2 sessions each
     return out
 
 
@@ -103,8 +103,8 @@ def _submit(bids_dir: Path, out_dir: Path, run_dir: Path, *extra: str) -> list[s
     env = dict(os.environ, DANINET=str(BIN / "daninet"), DANINET_PYTHON=sys.executable,
                PATH=f"{BIN}:{os.environ['PATH']}")
     proc = _run(["bash", RECIPES / "slurm" / "submit_participant_array.sh", bids_dir, out_dir,
-                 "--run-dir", run_dir, "--throttle", "2", "--max-array", "2",
-                 "--sbatch-args", "--cpus-per-task=2 --mem=3G", *extra,
+                 "--run-dir", run_dir, "--throttle", "2", "--max-array", "1",
+                 "--sbatch-args", "--cpus-per-task=1 --mem=3G", *extra,
                  "--", "--stop-on-first-crash"], env=env)
     print(proc.stderr)
     return proc.stdout.split()
@@ -128,7 +128,7 @@ def array_run(cluster, bids):
 
 def test_array_runs_one_task_per_subject(array_run, bids):
     subjects = _subjects(bids)
-    # 3 subjects in arrays of at most 2: two arrays, chained
+    # 2 subjects in arrays of at most 1: two arrays, chained
     assert len(array_run["jobs"]) == 2
     assert len(array_run["logs"]) == len(subjects)
     status = {}
@@ -218,10 +218,12 @@ def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
     if not array_run["available"]:
         pytest.skip("this version has no participant level")
     subject = _subjects(bids)[-1]
+    session = sorted(p.name for p in (bids / subject).glob("ses-*"))[0]
     settings = (RECIPES / "nipype" / "slurmgraph.json").read_text()
     out = tmp_path / "derivatives" / "daninet"
     t0 = time.monotonic()
     proc = _run([BIN / "daninet", bids, out, "participant", "--participant-label", subject,
+                 "--session-label", session,
                  "--skip-bids-validation", "--work-dir", tmp_path / "work",
                  "--plugin", "SLURMGraph", "--plugin-args", settings],
                 check=False, timeout=JOB_TIMEOUT)
@@ -230,7 +232,7 @@ def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
           f"{time.monotonic() - t0:.0f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     check = _run([sys.executable, RECIPES / "check_derivatives.py", bids, out,
-                  "--participant-label", subject], check=False)
+                  "--participant-label", subject, "--session-label", session], check=False)
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -1,0 +1,88 @@
+"""workflows/embed_example.py: a lab's Nipype workflow with DaniNet's inside it.
+
+Building the graph is fast and runs in the default suite; running it on a small
+synthetic subject (two sessions, a few minutes on 2 cores) is marked ``deployment``
+and runs in ``make slurm-test``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "workflows" / "embed_example.py"
+
+
+@pytest.fixture(scope="module")
+def example():
+    pytest.importorskip("daninet_pipeline.workflows.preproc",
+                        reason="this version has no pre-processing workflow")
+    spec = importlib.util.spec_from_file_location("embed_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_subject(root: Path, sessions=("M000", "M012")) -> Path:
+    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.10.0"}))
+    for ses in sessions:
+        anat = root / "sub-01" / f"ses-{ses}" / "anat"
+        anat.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.int16), np.eye(4)),
+                 anat / f"sub-01_ses-{ses}_T1w.nii.gz")
+    return root
+
+
+def test_lab_workflow_wraps_daninet(example, tmp_path):
+    bids = _tiny_subject(tmp_path / "bids")
+    wf = example.init_lab_wf(bids_dir=bids, subject="01", out_file=tmp_path / "v.tsv")
+    names = set(wf.list_node_names())
+    assert {"t1w_source", "lab_brain_volume", "lab_volume_table"} <= names
+    assert {"preproc_wf.inputnode", "preproc_wf.outputnode"} <= names
+    source = wf.get_node("t1w_source")
+    assert [Path(p).name for p in source.iterables[1]] == [
+        "sub-01_ses-M000_T1w.nii.gz", "sub-01_ses-M012_T1w.nii.gz"]
+    # the lab's nodes connect to DaniNet's workflow through its inputnode and outputnode only
+    graph, daninet = wf._graph, wf.get_node("preproc_wf")
+    volume = wf.get_node("lab_brain_volume")
+    assert graph.get_edge_data(source, daninet)["connect"] == [("t1w", "inputnode.t1w")]
+    assert graph.get_edge_data(daninet, volume)["connect"] == [("outputnode.t1w_mask", "mask")]
+
+
+def test_lab_workflow_graph_only_cli(example, tmp_path, capsys):
+    bids = _tiny_subject(tmp_path / "bids")
+    assert example.main([str(bids), str(tmp_path / "work"), "--participant-label", "sub-01",
+                         "--graph-only"]) == 0
+    out = capsys.readouterr().out.split()
+    assert "lab_volume_table" in out and "preproc_wf.outputnode" in out
+
+
+def test_select_t1w_names_the_missing_subject(example, tmp_path):
+    with pytest.raises(FileNotFoundError, match="sub-02"):
+        example.select_t1w(str(_tiny_subject(tmp_path / "bids")), "02")
+
+
+@pytest.mark.deployment
+def test_lab_workflow_runs(example, tmp_path):
+    from daninet_pipeline.data.synthetic import write_dataset
+
+    bids = write_dataset(tmp_path / "bids", n_subjects=1, seed=0, shape="small")  # 2 sessions
+    subject = next(p.name for p in Path(bids).glob("sub-*"))
+    assert example.main([str(bids), str(tmp_path / "work"), "--participant-label", subject,
+                         "--nprocs", "2"]) == 0
+    rows = (tmp_path / "work" / "brain_volumes.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 2
+    for row in rows:
+        name, ml = row.split("\t")
+        truth = next(Path(bids, "derivatives", "ground_truth").glob(
+            f"{subject}/ses-*/anat/{name.replace('_T1w.nii.gz', '')}_desc-brain_mask.nii.gz"))
+        img = nib.load(truth)
+        true_ml = float((np.asanyarray(img.dataobj) > 0).sum() * np.prod(img.header.get_zooms()) / 1000)
+        assert abs(float(ml) - true_ml) < 0.1 * true_ml, (name, ml, true_ml)
