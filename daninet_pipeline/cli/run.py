@@ -43,6 +43,10 @@ def _run(opts) -> int:
     LOG.info("%d subjects, %d sessions, %d T1w images selected",
              table["subject"].nunique(), table[["subject", "session"]].drop_duplicates().shape[0],
              len(table))
+    if opts.analysis_level == "participant" and opts.model is None:
+        from .participant import run_participant
+
+        return run_participant(opts, table)
     raise DaniNetError(f"the {opts.analysis_level} level is not available in this version")
 
 

@@ -86,3 +86,29 @@ def mean_displacement(estimated: np.ndarray, true: np.ndarray, mask) -> float:
     pts = np.c_[ijk, np.ones(len(ijk))] @ mask.affine.T
     diff = pts @ (np.asarray(estimated) - np.asarray(true)).T
     return float(np.linalg.norm(diff[:, :3], axis=1).mean())
+
+
+def _fsl_scaled_voxels(img) -> np.ndarray:
+    """Voxel -> FSL "scaled voxel" coordinates (mm, x flipped for neurological storage)."""
+    zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    out = np.diag([*zooms, 1.0])
+    if np.linalg.det(img.affine[:3, :3]) > 0:
+        flip = np.eye(4)
+        flip[0, 0] = -1
+        flip[0, 3] = img.shape[0] - 1
+        out = out @ flip
+    return out
+
+
+def fsl_to_ras(flirt_matrix: np.ndarray, moving, reference) -> np.ndarray:
+    """``native_to_template`` (RAS mm) from a FLIRT matrix (``-omat``) that maps
+    ``moving`` onto ``reference`` (nibabel images, headers only are used).
+
+    >>> import numpy as np, nibabel as nib
+    >>> img = nib.Nifti1Image(np.zeros((10, 12, 14), np.uint8), np.diag([2, 2, 2, 1]))
+    >>> np.allclose(fsl_to_ras(np.eye(4), img, img), np.eye(4))
+    True
+    """
+    flirt_matrix = np.asarray(flirt_matrix, float)
+    return (reference.affine @ np.linalg.inv(_fsl_scaled_voxels(reference)) @ flirt_matrix
+            @ _fsl_scaled_voxels(moving) @ np.linalg.inv(moving.affine))
