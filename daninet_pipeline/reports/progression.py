@@ -1,0 +1,190 @@
+"""HTML reports of the model: the group report (training curves, SVR fits, evaluation)
+and the per-subject simulation report (baseline, simulated and real follow-ups side by
+side, difference maps, the simulated trajectory as a strip over ages).
+
+Each report is one self-contained HTML file: figures are PNGs embedded as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }
+h1 { border-bottom: 2px solid #555; } h2 { margin-top: 1.5em; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #bbb; padding: 3px 8px; }
+th { background: #eee; } .note { color: #555; font-size: 0.9em; } img { max-width: 100%; }
+.synthetic { background: #fff3cd; padding: 0.5em; border: 1px solid #e0c060; }
+"""
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            + "\n".join(body)
+            + f"<p class='note'>daninet_pipeline {__version__}</p></body></html>\n")
+
+
+def _table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, r in frame.iterrows():
+        cells = "".join(f"<td>{floatfmt.format(v) if isinstance(v, float) else html.escape(str(v))}</td>"
+                        for v in r)
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def loss_figure(losses: pd.DataFrame):
+    """Every logged loss against the training step (log scale where positive)."""
+    plt = _pyplot()
+    cols = [c for c in losses.columns if c.startswith("loss_")]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 2.8), squeeze=False)
+    for ax, col in zip(axes[0], cols):
+        ax.plot(losses["step"], losses[col], lw=1)
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        if (losses[col] > 0).all():
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def write_group_report(model_dir, out_file=None) -> Path:
+    """``model_dir/report.html``: training curves, regional SVR errors, evaluation table."""
+    from ..model.train import load_model_file
+
+    model_dir = Path(model_dir)
+    state = load_model_file(model_dir / "model.pt")
+    training = state.get("training") or {}
+    body = [f"<p>Model <code>{html.escape(str(model_dir / 'model.pt'))}</code>, "
+            f"{training.get('steps', '?')} steps on {training.get('n_volumes', '?')} volumes of "
+            f"{training.get('n_subjects', '?')} subjects.</p>"]
+    losses_path = model_dir / "losses.tsv"
+    if losses_path.is_file():
+        body += ["<h2>Training curves</h2>", _png(loss_figure(pd.read_csv(losses_path, sep="\t")))]
+    if training.get("svr_cv_mae"):
+        svr = pd.DataFrame(sorted(training["svr_cv_mae"].items()), columns=["region", "CV MAE of the ratio"])
+        body += ["<h2>Regional SVRs</h2><p>Cross-validated mean absolute error of the predicted "
+                 "regional intensity ratio between age groups.</p>", _table(svr)]
+    eval_path = model_dir / "group_eval.tsv"
+    if eval_path.is_file():
+        from ..evaluation.evaluate import summarise
+
+        summary = summarise(pd.read_csv(eval_path, sep="\t"))
+        body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
+                 "<b>identity</b> copies the baseline forward.</p>", _table(summary)]
+    split_path = model_dir / "split.tsv"
+    if split_path.is_file():
+        split = pd.read_csv(split_path, sep="\t")
+        body += ["<h2>Subject split</h2>", _table(split.groupby("split").agg(
+            subjects=("subject", "size"), sessions=("sessions", "sum")).reset_index())]
+    body += ["<h2>Configuration</h2><pre>" + html.escape(json.dumps(state.get("config", {}), indent=1))
+             + "</pre>"]
+    out = Path(out_file) if out_file else model_dir / "report.html"
+    out.write_text(_page(f"DaniNet group report: {model_dir.name}", body))
+    return out
+
+
+def _axial(volume: np.ndarray, k: int | None = None) -> np.ndarray:
+    k = volume.shape[2] // 2 if k is None else k
+    return np.rot90(volume[:, :, k])
+
+
+def subject_figure(baseline, simulated: list, ages: list[float], followups: dict | None = None,
+                   base_age: float | None = None):
+    """Axial slices: baseline, each simulated age (and the real scan at that age, with the
+    simulated-minus-real and simulated-minus-baseline difference maps)."""
+    plt = _pyplot()
+    base = np.asarray(baseline, np.float32)
+    k = int(np.argmax((base > 0).sum(axis=(0, 1))))
+    vmax = float(np.percentile(base[base > 0], 99.5)) if (base > 0).any() else 1.0
+    rows = len(simulated)
+    fig, axes = plt.subplots(rows, 4, figsize=(11, 2.9 * rows), squeeze=False)
+    for r, (sim, age) in enumerate(zip(simulated, ages)):
+        sim = np.asarray(sim, np.float32)
+        real = (followups or {}).get(age)
+        panels = [(base, f"baseline {base_age:.1f} y" if base_age is not None else "baseline", "gray", 0, vmax),
+                  (sim, f"simulated {age:.1f} y", "gray", 0, vmax),
+                  (sim - base, "simulated - baseline", "RdBu_r", -0.3, 0.3)]
+        if real is not None:
+            panels.append((sim - np.asarray(real, np.float32), "simulated - real", "RdBu_r", -0.3, 0.3))
+        for c in range(4):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if c < len(panels):
+                data, title, cmap, lo, hi = panels[c]
+                ax.imshow(_axial(data, k), cmap=cmap, vmin=lo, vmax=hi)
+                ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def trajectory_figure(baseline, trajectory: list, ages: list[float]):
+    """The simulated trajectory as a strip of axial slices over ages."""
+    plt = _pyplot()
+    base = np.asarray(baseline, np.float32)
+    k = int(np.argmax((base > 0).sum(axis=(0, 1))))
+    vmax = float(np.percentile(base[base > 0], 99.5)) if (base > 0).any() else 1.0
+    fig, axes = plt.subplots(1, len(trajectory), figsize=(2.2 * len(trajectory), 2.6), squeeze=False)
+    for ax, vol, age in zip(axes[0], trajectory, ages):
+        ax.imshow(_axial(np.asarray(vol, np.float32), k), cmap="gray", vmin=0, vmax=vmax)
+        ax.set_title(f"{age:.0f} y", fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def write_subject_report(subject: str, baseline_path, base_age: float, simulated: dict[float, str],
+                         out_file, *, followups: dict[float, str] | None = None,
+                         trajectory: dict[float, np.ndarray] | None = None,
+                         qc_figures: list[str] | None = None) -> Path:
+    """Per-subject HTML: pre-processing QC, baseline/simulated/real side by side, strip."""
+    base = np.asarray(nib.load(baseline_path).dataobj, np.float32)
+    ages = sorted(simulated)
+    sims = [np.asarray(nib.load(simulated[a]).dataobj, np.float32) for a in ages]
+    reals = {a: np.asarray(nib.load(p).dataobj, np.float32) for a, p in (followups or {}).items()}
+    body = ["<p class='synthetic'>Images marked <i>simulated</i> are synthetic, made by the "
+            "DaniNet model from the baseline scan; they are not acquisitions.</p>"]
+    for fig_path in qc_figures or []:
+        body += [f"<h2>Pre-processing QC</h2><p>{html.escape(Path(fig_path).name)}</p>",
+                 Path(fig_path).read_text() if str(fig_path).endswith(".svg")
+                 else f'<img src="data:image/png;base64,{base64.b64encode(Path(fig_path).read_bytes()).decode()}">']
+    body += ["<h2>Baseline, simulated and real follow-ups</h2>",
+             _png(subject_figure(base, sims, ages, reals, base_age))]
+    if trajectory:
+        t_ages = sorted(trajectory)
+        body += ["<h2>Simulated trajectory</h2>",
+                 _png(trajectory_figure(base, [trajectory[a] for a in t_ages], t_ages))]
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_page(f"DaniNet simulation report: sub-{subject}", body))
+    return out

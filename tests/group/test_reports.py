@@ -1,0 +1,35 @@
+"""Group and per-subject HTML reports."""
+
+from __future__ import annotations
+
+from daninet_pipeline.group import gather_sessions
+from daninet_pipeline.reports.progression import write_group_report, write_subject_report
+from daninet_pipeline.simulation import simulate_subject, write_simulations
+from daninet_pipeline.workflows.group import model_dir_of
+
+
+def test_group_report_shows_curves_svrs_and_evaluation(trained_group):
+    _, out, config = trained_group
+    report = write_group_report(model_dir_of(out, config))
+    text = report.read_text()
+    assert "Training curves" in text and "data:image/png;base64," in text
+    assert "Regional SVRs" in text and "Configuration" in text
+    assert ("identity" in text) == (model_dir_of(out, config) / "group_eval.tsv").is_file()
+
+
+def test_subject_report_puts_simulated_beside_real(trained_group, tmp_path):
+    bids_dir, out, config = trained_group
+    model = model_dir_of(out, config) / "model.pt"
+    table, _ = gather_sessions(bids_dir, out)
+    rows = table[table["subject"] == table["subject"].iloc[0]].sort_values("age")
+    ages = list(rows["age"].iloc[1:])
+    results = simulate_subject(model, rows, ages)
+    files = write_simulations(results, output_dir=tmp_path, subject=rows["subject"].iloc[0],
+                              session=rows["session"].iloc[0], model_file=model,
+                              source_t1w=rows["t1w"].iloc[0], bids_dir=bids_dir)
+    report = write_subject_report(rows["subject"].iloc[0], rows["preproc"].iloc[0], rows["age"].iloc[0],
+                                  dict(zip(ages, map(str, files))), tmp_path / "report.html",
+                                  followups=dict(zip(ages, rows["preproc"].iloc[1:])),
+                                  trajectory={a: r["image"].get_fdata() for a, r in zip(ages, results)})
+    text = report.read_text()
+    assert "synthetic" in text and text.count("data:image/png;base64,") == 2
