@@ -47,7 +47,13 @@ def _run(opts) -> int:
         from .participant import run_participant
 
         return run_participant(opts, table)
-    raise DaniNetError(f"the {opts.analysis_level} level is not available in this version")
+    if opts.analysis_level == "participant":
+        from .simulate import run_simulation
+
+        return run_simulation(opts)
+    from .group import run_group
+
+    return run_group(opts)
 
 
 if __name__ == "__main__":
