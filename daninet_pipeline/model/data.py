@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +127,10 @@ class SliceStore:
         if self.meta.get("format") != STORE_FORMAT:
             raise ImageError(f"{self.root}: slice store format {self.meta.get('format')} is not {STORE_FORMAT}")
         self.slices = np.load(self.root / "slices.npy", mmap_mode="r")
+        try:  # training reads random rows: no read-ahead of neighbouring pages
+            self.slices._mmap.madvise(mmap.MADV_RANDOM)
+        except (AttributeError, OSError, ValueError):  # pragma: no cover - platform without madvise
+            pass
         self.index = pd.read_csv(self.root / "index.tsv", sep="\t", dtype={"subject": str, "session": str,
                                                                           "diagnosis": str})
 
