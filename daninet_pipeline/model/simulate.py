@@ -128,7 +128,7 @@ class Simulator:
             return out
 
         own = at_age(age) if mode == "change" else None
-        support = vol > 0
+        outside = vol <= 0
         results = []
         for t in target_ages:
             g = at_age(t)
@@ -145,6 +145,6 @@ class Simulator:
                 change = assemble_volume(sl - (x[:, 0].cpu().numpy() + 1) / 2 * imax, vol.shape, axis=axis,
                                          indices=idx)
                 out = np.clip(vol + change, 0, None)
-            out = np.where(support, out, 0).astype(np.float32)
+            out[outside] = 0
             results.append(nib.Nifti1Image(out, affine) if affine is not None else out)
         return results
