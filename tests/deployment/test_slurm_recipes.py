@@ -99,15 +99,16 @@ def _subjects(bids_dir: Path) -> list[str]:
     return sorted(p.name for p in bids_dir.glob("sub-*") if p.is_dir())
 
 
-def _submit(bids_dir: Path, out_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+def _submit(bids_dir: Path, out_dir: Path, run_dir: Path, *extra: str,
+            max_array: int = 2) -> subprocess.CompletedProcess:
     env = dict(os.environ, DANINET=str(BIN / "daninet"), DANINET_PYTHON=sys.executable,
                PATH=f"{BIN}:{os.environ['PATH']}")
     proc = _run(["bash", RECIPES / "slurm" / "submit_participant_array.sh", bids_dir, out_dir,
-                 "--run-dir", run_dir, "--throttle", "2", "--max-array", "1",
+                 "--run-dir", run_dir, "--throttle", "2", "--max-array", str(max_array),
                  "--sbatch-args", "--cpus-per-task=1 --mem=3G", *extra,
                  "--", "--stop-on-first-crash"], env=env)
     print(proc.stderr)
-    return proc.stdout.split()
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def array_run(cluster, bids):
     """The participant array over the whole dataset, waited for."""
     out_dir, run_dir = cluster / "derivatives" / "daninet", cluster / "daninet_slurm"
     t0 = time.monotonic()
-    jobs = _submit(bids, out_dir, run_dir)
+    jobs = _submit(bids, out_dir, run_dir).stdout.split()
     waited = _wait_for(jobs)
     print(f"[slurm] array of {len(_subjects(bids))} subjects ({len(jobs)} arrays) done in "
           f"{time.monotonic() - t0:.0f} s (waited {waited:.0f} s)")
@@ -128,8 +129,8 @@ def array_run(cluster, bids):
 
 def test_array_runs_one_task_per_subject(array_run, bids):
     subjects = _subjects(bids)
-    # 2 subjects in arrays of at most 1: two arrays, chained
-    assert len(array_run["jobs"]) == 2
+    # 2 subjects, arrays of at most 2 subjects: one array, both tasks at once
+    assert len(array_run["jobs"]) == 1
     assert len(array_run["logs"]) == len(subjects)
     status = {}
     for path in (array_run["run"] / "status").glob("*.tsv"):
@@ -160,7 +161,8 @@ def test_rerun_submits_only_incomplete_subjects(array_run, bids):
         expected = [victim]
     else:
         expected = subjects
-    jobs = _submit(bids, array_run["out"], array_run["run"], "--rerun-failed", "--no-validate")
+    jobs = _submit(bids, array_run["out"], array_run["run"], "--rerun-failed",
+                   "--no-validate").stdout.split()
     assert jobs, "nothing was resubmitted"
     _wait_for(jobs)
     lists = sorted((array_run["run"] / "lists").glob("subjects_*.txt"))
@@ -170,6 +172,17 @@ def test_rerun_submits_only_incomplete_subjects(array_run, bids):
         proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
                     check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_large_lists_are_cut_into_chained_arrays(bids, tmp_path):
+    """--max-array 1 on 2 subjects: two sbatch commands, the second after the first."""
+    proc = _submit(bids, tmp_path / "out", tmp_path / "run", "--dry-run", max_array=1)
+    commands = [line for line in proc.stdout.splitlines() if " sbatch " in line]
+    assert len(commands) == 2
+    assert all("--array=1-1%2" in c for c in commands)
+    assert "--dependency" not in commands[0] and "--dependency=afterany:" in commands[1]
+    chunks = sorted((tmp_path / "run" / "lists").glob("chunk_*"))
+    assert [c.read_text().split() for c in chunks] == [[s.removeprefix("sub-")] for s in _subjects(bids)]
 
 
 def _square(x):
