@@ -56,7 +56,7 @@ def template_mask_in_native(img: nib.spatialimages.SpatialImage, native_to_templ
     """The template brain mask resampled (linearly, thresholded at 0.5) onto ``img``'s grid."""
     from .resampling import resample_affine
 
-    prob = resample_affine(template_mask, np.linalg.inv(native_to_template), img, order=1,
+    prob = resample_affine(template_mask, native_to_template, img, order=1,
                            dtype=np.float32, data=np.asarray(template_mask.dataobj, np.float32))
     return np.asarray(prob.dataobj) > 0.5
 
