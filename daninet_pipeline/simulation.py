@@ -97,6 +97,7 @@ def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, outpu
     return {
         "Description": "SYNTHETIC image simulated by DaniNet: not an acquired scan",
         "Synthetic": True,
+        "SkullStripped": True,
         "Sources": [f"bids:raw:{raw}", f"bids::{derived}"],
         "SpatialReference": DEFAULT_TEMPLATE,
         "SourceAge": round(result["source_age"], 2),

@@ -170,3 +170,13 @@ def test_missing_diagnosis_takes_agreeing_neighbours_or_is_left_out(caplog):
     assert list(zip(out["subject"], out["session"], out["diagnosis"])) == [
         ("a", "1", "CN"), ("a", "2", "CN"), ("a", "3", "CN"), ("b", "1", "MCI"), ("b", "3", "AD")]
     assert "1 sessions without a diagnosis took their neighbours'; 2 left out" in caplog.text
+
+
+def test_bidsignore_gains_missing_patterns_and_keeps_others(tmp_path):
+    from daninet_pipeline.bids.derivatives import BIDSIGNORE, ensure_bidsignore
+
+    (tmp_path / ".bidsignore").write_text("mine/\n")
+    path = ensure_bidsignore(tmp_path)
+    ensure_bidsignore(tmp_path)
+    lines = path.read_text().splitlines()
+    assert lines == ["mine/", *BIDSIGNORE]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..bids.derivatives import ensure_bidsignore
 from ..errors import DaniNetError
 from ..group import gather_sessions
 
@@ -16,6 +17,8 @@ def run_group(opts) -> int:
     from ..workflows.group import init_group_wf, model_dir_of
 
     config = opts.config or "full"
+    if Path(config).is_file():  # nodes run in their own folders: pass an absolute path
+        config = str(Path(config).resolve())
     table, missing = gather_sessions(opts.bids_dir, opts.output_dir,
                                      participant_label=opts.participant_label,
                                      database_dir=opts.bids_database_dir)
@@ -30,6 +33,7 @@ def run_group(opts) -> int:
                        participant_label=opts.participant_label,
                        database_dir=opts.bids_database_dir)
     wf.base_dir = str(opts.work_dir)
+    ensure_bidsignore(opts.output_dir)
     log_dir = Path(opts.output_dir) / "logs"
     wf.config["execution"].update({"crashdump_dir": str(log_dir), "crashfile_format": "txt",
                                    "stop_on_first_crash": True})
@@ -39,7 +43,7 @@ def run_group(opts) -> int:
     try:
         wf.run(plugin=opts.plugin, plugin_args=plugin_args)
     except RuntimeError as err:
-        raise DaniNetError(f"the group level failed ({err}); crash files are in {log_dir}") from err
+        raise DaniNetError(f"the group level failed; crash files are in {log_dir}") from err
     model_dir = model_dir_of(opts.output_dir, config)
     print(f"model: {model_dir / 'model.pt'}")
     print(f"model card: {model_dir / 'model_card.md'}")

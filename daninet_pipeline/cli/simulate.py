@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
+from ..bids.derivatives import ensure_bidsignore
 from ..errors import DaniNetError
 from ..group import gather_sessions
 
@@ -37,6 +38,7 @@ def run_simulation(opts) -> int:
                                     diagnosis=opts.diagnosis, transfer=opts.transfer)
         sub_wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
         wf.add_nodes([sub_wf])
+    ensure_bidsignore(opts.output_dir)
     log_dir = Path(opts.output_dir) / "logs"
     wf.config["execution"].update({"crashdump_dir": str(log_dir), "crashfile_format": "txt"})
     plugin_args = dict(opts.plugin_args or {})
@@ -45,6 +47,6 @@ def run_simulation(opts) -> int:
     try:
         wf.run(plugin=opts.plugin, plugin_args=plugin_args)
     except RuntimeError as err:
-        raise DaniNetError(f"simulation failed for some subjects ({err}); crash files in {log_dir}") from err
+        raise DaniNetError(f"simulation failed for some subjects; crash files are in {log_dir}") from err
     LOG.info("simulated %d subjects into %s", table["subject"].nunique(), opts.output_dir)
     return 0
