@@ -63,20 +63,24 @@ def n4_bias_correction(img: nib.spatialimages.SpatialImage, *,
     data = np.asarray(img.dataobj, dtype=np.float32)
     if data.ndim != 3:
         raise ValueError(f"expected a 3D image, got shape {data.shape}")
-    if mask is None:
-        mask_data = head_mask(data)
-    else:
-        if mask.shape[:3] != data.shape:
-            raise ValueError(f"mask shape {mask.shape} differs from image shape {data.shape}")
-        mask_data = np.asarray(mask.dataobj) > 0
+    if mask is not None and mask.shape[:3] != data.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from image shape {data.shape}")
     # N4 works on log intensities: keep them positive.
-    offset = max(0.0, -float(data.min())) + 1e-3 * float(np.percentile(data[mask_data], 99))
+    offset = max(0.0, -float(data.min())) + 1e-3 * float(np.percentile(data[::4, ::4, ::4], 99.5))
     work = data + offset
 
     full = _to_sitk(work, zooms)
-    full_mask = _to_sitk(mask_data.astype(np.uint8), zooms)
     small = sitk.Shrink(full, [shrink_factor] * 3)
-    small_mask = sitk.Shrink(full_mask, [shrink_factor] * 3)
+    if mask is None:  # the head mask is only needed at the fitting resolution
+        small_data = sitk.GetArrayFromImage(small).T
+        small_mask = _to_sitk(head_mask(small_data - offset).astype(np.uint8),
+                              np.asarray(small.GetSpacing()))
+        small_mask.CopyInformation(small)
+    else:
+        full_mask = _to_sitk((np.asarray(mask.dataobj) > 0).astype(np.uint8), zooms)
+        small_mask = sitk.Shrink(full_mask, [shrink_factor] * 3)
+    if not sitk.GetArrayViewFromImage(small_mask).any():
+        raise ValueError("empty mask for N4")
 
     extent = np.array(data.shape) * np.array(zooms)
     control_points = [max(1, int(np.ceil(e / spline_distance_mm))) + 3 for e in extent]
@@ -86,9 +90,10 @@ def n4_bias_correction(img: nib.spatialimages.SpatialImage, *,
     n4.SetConvergenceThreshold(convergence)
     n4.SetNumberOfThreads(int(n_threads))
     n4.Execute(small, small_mask)
-    log_field = n4.GetLogBiasFieldAsImage(full)
-    field = np.exp(sitk.GetArrayFromImage(log_field).T).astype(np.float32)
     # Keep the mean intensity inside the mask: divide by the field normalised to mean 1.
-    field /= float(np.mean(field[mask_data]))
+    small_field = np.exp(np.clip(sitk.GetArrayViewFromImage(n4.GetLogBiasFieldAsImage(small)), -5, 5))
+    norm = float(np.mean(small_field[sitk.GetArrayViewFromImage(small_mask) > 0]))
+    log_field = n4.GetLogBiasFieldAsImage(full)
+    field = (np.exp(np.clip(sitk.GetArrayFromImage(log_field).T, -5, 5)) / norm).astype(np.float32)
     corrected = (work / field - offset).astype(np.float32)
     return nib.Nifti1Image(corrected, img.affine), nib.Nifti1Image(field, img.affine)
