@@ -206,6 +206,7 @@ def test_nipype_plugin_settings_run_on_slurm(cluster, plugin, tmp_path):
 
     settings = json.loads((RECIPES / "nipype" / f"{plugin.lower()}.json").read_text())
     wf = pe.Workflow(name=f"toy_{plugin.lower()}", base_dir=str(tmp_path))
+    wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
     square = pe.MapNode(Function(input_names=["x"], output_names=["y"], function=_square),
                         iterfield=["x"], name="square")
     square.inputs.x = [1, 2, 3]
