@@ -134,6 +134,10 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
         "stop_on_first_crash": bool(opts.stop_on_first_crash),
         "remove_unnecessary_outputs": False,
     })
+    if not getattr(opts, "verbose", 0):  # Nipype's per-node lines only with -v
+        from nipype import logging as nipype_logging
+
+        nipype_logging.getLogger("nipype.workflow").setLevel(logging.WARNING)
     progress = _Progress(sessions=labels, total=len(labels))
     plugin_args = dict(opts.plugin_args or {})
     if opts.plugin == "MultiProc":
