@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "workflows"
 BIN = Path(sys.executable).parent
 NOT_AVAILABLE = "participant level is not available in this version"
-JOB_TIMEOUT = float(os.environ.get("DANINET_SLURM_TIMEOUT", "1500"))
+JOB_TIMEOUT = float(os.environ.get("DANINET_SLURM_TIMEOUT", "1200"))
 
 
 def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
@@ -42,12 +42,22 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
 
 
+def _queue_settled(*selection: str) -> bool:
+    """True when no selected job is queued or running. Jobs that can never start (a
+    dependency failed) are cancelled, so a failure ends the wait at once."""
+    out = _run(["squeue", "-h", "-o", "%i %r", *selection], check=False).stdout.split("\n")
+    jobs = [line.split(" ", 1) for line in out if line.strip()]
+    stuck = [job for job, reason in jobs if reason == "DependencyNeverSatisfied"]
+    if stuck:
+        _run(["scancel", *stuck], check=False)
+    return len(stuck) == len(jobs)
+
+
 def _wait_for(job_ids: list[str], timeout: float = JOB_TIMEOUT) -> float:
     """Wait until none of the jobs is queued or running; return the seconds waited."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        out = _run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], check=False)
-        if not out.stdout.strip():
+        if _queue_settled("-j", ",".join(job_ids)):
             return time.monotonic() - t0
         time.sleep(2)
     raise TimeoutError(f"jobs {job_ids} still queued after {timeout:.0f} s")
@@ -57,7 +67,7 @@ def _wait_for_user_jobs(timeout: float = JOB_TIMEOUT) -> None:
     """Wait until this user has no job queued or running."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if not _run(["squeue", "-h", "-o", "%i", "-u", getpass.getuser()], check=False).stdout.strip():
+        if _queue_settled("-u", getpass.getuser()):
             return
         time.sleep(2)
     raise TimeoutError(f"jobs still queued after {timeout:.0f} s")
