@@ -1,70 +1,173 @@
-"""``make demo``: the main job on the demo data.
+"""``make demo``: the whole pipeline on the synthetic demo data.
 
-``python -m daninet_pipeline.demo DEMO_DIR`` generates the full-shape synthetic dataset
-in ``DEMO_DIR/bids`` (reused when already there), validates it with the official BIDS
-validator, reads it back with pybids, and prints where everything is.
+``python -m daninet_pipeline.demo DEMO_DIR`` runs, each step as a user would, through
+the ``daninet`` command line:
+
+1. ``daninet-demo-data``: the synthetic longitudinal dataset in ``DEMO_DIR/bids``
+   (reused when there), checked with the official BIDS validator;
+2. ``daninet bids out participant``: pre-processing of every T1w;
+3. ``daninet bids out group --config demo``: split, regional SVRs, training, and the
+   evaluation of the test subjects beside the identity answer;
+4. ``daninet bids out participant --model ...``: simulated follow-ups of the test
+   subjects, written as BIDS derivatives;
+5. the group report and one report per test subject, the validator on the derivatives;
+
+and prints the evaluation table and where the reports are. Each step reuses the
+outputs of an earlier run (Nipype's cache in ``DEMO_DIR/work``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .bids import load_sessions, run_validator
+import pandas as pd
+
+from .bids import run_validator
 from .data.preview import save_orthogonal_png
 from .data.synthetic import write_dataset
 from .errors import DaniNetError
 
+DEFAULTS = {"subjects": 12, "seed": 0, "shape": "small", "config": "demo"}
 
-def run_demo(demo_dir: Path, *, subjects: int = 8, seed: int = 0, shape: str = "full",
-             nprocs: int = 2) -> int:
+
+def _step(title: str) -> float:
+    print(f"\n[demo] === {title} ===", flush=True)
+    return time.perf_counter()
+
+
+def _daninet(*args: str, log: Path) -> None:
+    """Run the ``daninet`` CLI in a child process, its log to ``log``; raise on failure."""
+    cmd = [sys.executable, "-m", "daninet_pipeline.cli.run", *args]
+    print("[demo] $ daninet " + " ".join(args), flush=True)
+    with open(log, "a") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    tail = log.read_text().strip().splitlines()[-3:]
+    for line in tail:
+        print(f"[demo]   {line}", flush=True)
+    if proc.returncode != 0:
+        raise DaniNetError(f"'daninet {' '.join(args)}' failed (exit {proc.returncode}); log: {log}")
+
+
+def _validate(name: str, path: Path) -> None:
+    result = run_validator(path)
+    print(f"[demo] BIDS validator on the {name}: {len(result['errors'])} errors, "
+          f"{len(result['warnings'])} warnings", flush=True)
+    if result["errors"]:
+        for err in result["errors"][:5]:
+            print(f"  {err['code']}: {err['location']}")
+        raise DaniNetError(f"the {name} is not valid BIDS")
+
+
+def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
+    from .group import gather_sessions
+    from .reports.progression import write_subject_report
+    from .simulation import age_label, simulate_subject
+
+    split = pd.read_csv(model_file.parent / "split.tsv", sep="\t", dtype={"subject": str})
+    table, _ = gather_sessions(bids, out)
+    reports = []
+    for sub in split.loc[split["split"] == "test", "subject"]:
+        rows = table[table["subject"] == sub].sort_values("age")
+        base = rows.iloc[0]
+        anat = Path(base["preproc"]).parent
+        simulated, followups = {}, {}
+        for _, fu in rows.iloc[1:].iterrows():
+            path = anat / Path(base["preproc"]).name.replace("desc-preproc", f"desc-{age_label(fu['age'])}")
+            if path.is_file():
+                simulated[float(fu["age"])] = str(path)
+                followups[float(fu["age"])] = fu["preproc"]
+        if not simulated:
+            continue
+        strip_ages = [round(float(base["age"]) + y, 1) for y in (0, 2, 4, 6, 8, 10)]
+        strip = simulate_subject(model_file, rows, strip_ages)
+        reports.append(write_subject_report(
+            sub, base["preproc"], float(base["age"]), simulated, out / f"sub-{sub}.html",
+            followups=followups, trajectory={r["age"]: r["image"].get_fdata() for r in strip},
+            qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1]))
+    return reports
+
+
+def run_demo(demo_dir: Path, *, subjects: int = 12, seed: int = 0, shape: str = "small",
+             config: str = "demo", nprocs: int = 2, stages: str = "all") -> int:
+    """Run the demo; ``stages`` ``"data"`` stops after the dataset (generation, validation)."""
     demo_dir = Path(demo_dir).resolve()
-    bids_dir = demo_dir / "bids"
-    t0 = time.perf_counter()
-    if (bids_dir / "dataset_description.json").is_file():
-        print(f"[demo] reusing the demo dataset in {bids_dir}")
+    bids, out, work = demo_dir / "bids", demo_dir / "out", demo_dir / "work"
+    logs = demo_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    t_all = t0 = _step("1. demo dataset")
+    if (bids / "dataset_description.json").is_file():
+        print(f"[demo] reusing the demo dataset in {bids}")
     else:
-        print(f"[demo] generating {subjects} subjects ({shape} shape, seed {seed}) in {bids_dir}")
-        write_dataset(bids_dir, n_subjects=subjects, seed=seed, shape=shape, nprocs=nprocs)
-        print(f"[demo] generated in {time.perf_counter() - t0:.0f} s")
-    for name, path in (("raw dataset", bids_dir),
-                       ("ground truth", bids_dir / "derivatives" / "ground_truth")):
-        result = run_validator(path)
-        print(f"[demo] BIDS validator on the {name}: {len(result['errors'])} errors, "
-              f"{len(result['warnings'])} warnings")
-        if result["errors"]:
-            for err in result["errors"][:5]:
-                print(f"  {err['code']}: {err['location']}")
-            return 1
-    table = load_sessions(bids_dir)
-    print(f"[demo] pybids: {table['subject'].nunique()} subjects, {len(table)} T1w sessions")
-    print(table[["subject", "session", "age", "diagnosis"]].to_string(index=False))
-    first = table.iloc[0]
-    last = table[table["subject"] == first["subject"]].iloc[-1]
-    png = save_orthogonal_png([first["t1w"], last["t1w"]],
-                              [f"sub-{first['subject']} ses-{first['session']}",
-                               f"ses-{last['session']}"], demo_dir / "preview.png")
-    print(f"[demo] dataset: {bids_dir}")
-    print(f"[demo] ground truth: {bids_dir / 'derivatives' / 'ground_truth'}")
-    print(f"[demo] preview: {png}")
+        print(f"[demo] generating {subjects} subjects ({shape} shape, seed {seed}) in {bids}")
+        write_dataset(bids, n_subjects=subjects, seed=seed, shape=shape, nprocs=nprocs)
+    _validate("raw dataset", bids)
+    _validate("ground truth", bids / "derivatives" / "ground_truth")
+    sessions = sorted(bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz"))
+    first, last = sessions[0], [s for s in sessions if s.parts[-4] == sessions[0].parts[-4]][-1]
+    preview = save_orthogonal_png([first, last], [first.name.split("_T1w")[0], last.parts[-3]],
+                                  demo_dir / "preview.png")
+    print(f"[demo] {len(sessions)} T1w sessions; preview {preview} ({time.perf_counter() - t0:.0f} s)")
+    if stages == "data":
+        print(f"[demo] dataset: {bids}")
+        return 0
+    common = ["--work-dir", str(work), "--nprocs", str(nprocs), "--skip-bids-validation"]
+
+    t0 = _step("2. participant level: pre-processing")
+    _daninet(str(bids), str(out), "participant", *common, log=logs / "participant.log")
+    print(f"[demo] pre-processing done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step(f"3. group level: training (config {config}) and evaluation")
+    _daninet(str(bids), str(out), "group", "--config", config, *common, log=logs / "group.log")
+    model_dir = out / "models" / Path(config).stem
+    print(f"[demo] training and evaluation done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step("4. simulation of the test subjects (participant level with --model)")
+    test = pd.read_csv(model_dir / "split.tsv", sep="\t", dtype={"subject": str})
+    test_subjects = list(test.loc[test["split"] == "test", "subject"])
+    _daninet(str(bids), str(out), "participant", "--model", str(model_dir / "model.pt"),
+             "--participant-label", *test_subjects, *common, log=logs / "simulation.log")
+    print(f"[demo] simulation done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step("5. reports and validation of the derivatives")
+    from .reports.progression import write_group_report
+
+    group_report = write_group_report(model_dir)
+    subject_reports = _subject_reports(out, model_dir / "model.pt", bids)
+    _validate("derivatives", out)
+    print(f"[demo] reports done in {time.perf_counter() - t0:.0f} s")
+
+    print(f"\n[demo] finished in {time.perf_counter() - t_all:.0f} s\n")
+    print((model_dir / "group_eval.md").read_text())
+    print(f"[demo] dataset: {bids}")
+    print(f"[demo] derivatives: {out}")
+    print(f"[demo] model card: {model_dir / 'model_card.md'}")
+    print(f"[demo] group report: {group_report}")
+    for rep in subject_reports:
+        print(f"[demo] subject report: {rep}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m daninet_pipeline.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m daninet_pipeline.demo",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("demo_dir", type=Path, nargs="?", default=Path("demo"))
-    parser.add_argument("--subjects", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shape", choices=("small", "full"), default="full")
+    parser.add_argument("--subjects", type=int, default=DEFAULTS["subjects"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--shape", choices=("small", "full"), default=DEFAULTS["shape"])
+    parser.add_argument("--config", default=DEFAULTS["config"], help="training preset or JSON file")
     parser.add_argument("--nprocs", type=int, default=2)
+    parser.add_argument("--stages", choices=("all", "data"), default="all",
+                        help="data: only generate and validate the dataset")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return run_demo(opts.demo_dir, subjects=opts.subjects, seed=opts.seed, shape=opts.shape,
-                        nprocs=opts.nprocs)
+                        config=opts.config, nprocs=opts.nprocs, stages=opts.stages)
     except DaniNetError as err:
         print(f"[demo] error: {err}", file=sys.stderr)
         return 1
