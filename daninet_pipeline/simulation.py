@@ -110,31 +110,57 @@ def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, outpu
     }
 
 
+def to_native(img: nib.Nifti1Image, xfm_file, reference) -> nib.Nifti1Image:
+    """A template-space image on the grid of the subject's raw T1w (``reference``), through
+    the inverse of the participant level's native-to-template transform (ITK text file)."""
+    from .preprocessing.resampling import resample_affine
+    from .preprocessing.transforms import read_itk_affine
+
+    native_to_template = read_itk_affine(xfm_file)
+    ref = nib.load(reference) if isinstance(reference, (str, Path)) else reference
+    # a native world point is sampled at its template point: target_to_source = native_to_template
+    return resample_affine(img, native_to_template, (ref.shape[:3], ref.affine), order=1)
+
+
+def _save_atomic(img: nib.Nifti1Image, path: Path, sidecar: dict) -> None:
+    out = nib.Nifti1Image(np.asarray(img.dataobj, np.float32), img.affine)
+    out.header.set_xyzt_units("mm")
+    tmp = path.with_name(".tmp-" + path.name)
+    nib.save(out, tmp)
+    os.replace(tmp, path)
+    side = path.with_name(path.name.replace(".nii.gz", ".json"))
+    tmp = side.with_name(".tmp-" + side.name)
+    tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
+    os.replace(tmp, side)
+
+
 def write_simulations(results: list[dict], *, output_dir, subject: str, session: str | None,
-                      model_file, source_t1w: str, bids_dir, transfer: bool = False) -> list[Path]:
+                      model_file, source_t1w: str, bids_dir, transfer: bool = False,
+                      native: bool = False) -> list[Path]:
     """Write each simulated image and its sidecar under ``output_dir`` (atomic renames).
 
     Names: ``sub-X[_ses-Y]_space-<template>_desc-simAge<age>[<dx>]_T1w.nii.gz``, in the
-    baseline session's ``anat`` folder.
+    baseline session's ``anat`` folder; with ``native`` also
+    ``sub-X[_ses-Y]_desc-simAge<age>[<dx>]_T1w.nii.gz`` on the raw T1w's grid.
     """
     anat = Path(output_dir) / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
     anat.mkdir(parents=True, exist_ok=True)
     stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    xfm = anat / f"{stem}_from-T1w_to-{DEFAULT_TEMPLATE}_mode-image_xfm.txt"
+    if native and not xfm.is_file():
+        raise DaniNetError(f"{xfm}: no native-to-template transform; --native needs the "
+                           "participant level's derivatives")
     written = []
     for res in results:
         desc = age_label(res["age"], res["diagnosis"] if res["counterfactual"] else None)
+        sidecar = simulated_sidecar(res, model_file, source_t1w, bids_dir, output_dir, transfer=transfer)
         nii = anat / f"{stem}_space-{DEFAULT_TEMPLATE}_desc-{desc}_T1w.nii.gz"
-        img = res["image"]
-        out = nib.Nifti1Image(np.asarray(img.dataobj, np.float32), img.affine)
-        out.header.set_xyzt_units("mm")
-        tmp = nii.with_name(".tmp-" + nii.name)
-        nib.save(out, tmp)
-        os.replace(tmp, nii)
-        sidecar = nii.with_name(nii.name.replace(".nii.gz", ".json"))
-        tmp = sidecar.with_name(".tmp-" + sidecar.name)
-        tmp.write_text(json.dumps(simulated_sidecar(res, model_file, source_t1w, bids_dir, output_dir,
-                                                    transfer=transfer),
-                                  indent=2) + "\n")
-        os.replace(tmp, sidecar)
+        _save_atomic(res["image"], nii, sidecar)
         written.append(nii)
+        if native:
+            nat = anat / f"{stem}_desc-{desc}_T1w.nii.gz"
+            _save_atomic(to_native(res["image"], xfm, source_t1w), nat,
+                         {**sidecar, "SpatialReference": "orig",
+                          "Sources": [*sidecar["Sources"], f"bids::{os.path.relpath(xfm, output_dir)}"]})
+            written.append(nat)
     return written

@@ -35,7 +35,8 @@ def run_simulation(opts) -> int:
         sub_wf = init_simulation_wf(subject=subject, model_file=Path(opts.model).resolve(),
                                     bids_dir=opts.bids_dir, output_dir=opts.output_dir,
                                     target_ages=opts.target_ages, years_ahead=opts.years_ahead,
-                                    diagnosis=opts.diagnosis, transfer=opts.transfer)
+                                    diagnosis=opts.diagnosis, transfer=opts.transfer,
+                                    native=opts.native)
         sub_wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
         wf.add_nodes([sub_wf])
     ensure_bidsignore(opts.output_dir)

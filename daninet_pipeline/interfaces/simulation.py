@@ -26,6 +26,7 @@ class _SimulateInputSpec(BaseInterfaceInputSpec):
     years_ahead = InputMultiObject(traits.Float, desc="years after the baseline to simulate")
     diagnosis = Str(desc="simulate under this diagnosis (counterfactual)")
     transfer = traits.Bool(False, usedefault=True, desc="fine-tune on the subject's scans first")
+    native = traits.Bool(False, usedefault=True, desc="also write the images in native space")
     bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
     output_dir = Directory(mandatory=True, desc="derivatives folder to write into")
 
@@ -55,6 +56,6 @@ class SimulateSubject(SimpleInterface):
         written = write_simulations(results, output_dir=self.inputs.output_dir, subject=self.inputs.subject,
                                     session=session, model_file=self.inputs.model_file,
                                     source_t1w=rows["t1w"].iloc[0], bids_dir=self.inputs.bids_dir,
-                                    transfer=self.inputs.transfer)
+                                    transfer=self.inputs.transfer, native=self.inputs.native)
         self._results["simulated"] = [str(p) for p in written]
         return runtime

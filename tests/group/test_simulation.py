@@ -93,3 +93,23 @@ def test_simulation_workflow_writes_one_image_per_year_ahead(trained_group, tmp_
     assert [f.name.split("desc-")[1] for f in files] == sorted(
         f"{age_label(base_age + y)}_T1w.nii.gz" for y in (1, 2.5))
     assert [n.name for n in result.nodes()] == ["simulate"]
+
+
+def test_native_output_lands_on_the_subjects_brain(demo_bids, tmp_path):
+    """A template-space image mapped back with the session's transform covers the true
+    native brain mask (the transform written as the participant level writes it)."""
+    from daninet_pipeline.preprocessing.transforms import write_itk_affine
+    from daninet_pipeline.simulation import to_native
+
+    truth = demo_bids / "derivatives" / "ground_truth"
+    xfm_txt = sorted(truth.glob("sub-*/ses-*/anat/*_xfm.txt"))[0]
+    stem = xfm_txt.name.split("_from-")[0]
+    sub, ses = stem.split("_")
+    itk = write_itk_affine(np.loadtxt(xfm_txt), tmp_path / "xfm.txt")
+    tpl_mask = nib.load(xfm_txt.with_name(f"{stem}_space-MNI152NLin2009aSym_desc-brain_mask.nii.gz"))
+    raw = demo_bids / sub / ses / "anat" / f"{stem}_T1w.nii.gz"
+    moved = to_native(nib.Nifti1Image(np.asarray(tpl_mask.dataobj, np.float32), tpl_mask.affine), itk, raw)
+    ref = np.asarray(nib.load(xfm_txt.with_name(f"{stem}_desc-brain_mask.nii.gz")).dataobj) > 0
+    assert moved.shape == nib.load(raw).shape
+    got = np.asarray(moved.dataobj) > 0.5
+    assert 2 * (got & ref).sum() / (got.sum() + ref.sum()) > 0.95
