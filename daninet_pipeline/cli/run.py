@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import sys
 
 from ..errors import DaniNetError
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; return the process exit code (0 on success)."""
     opts = parse_args(argv)
     _setup_logging(opts.verbose)
+    # Nipype's SLURM/SGE plugins read LOGNAME, which batch and container shells may lack
+    os.environ.setdefault("LOGNAME", getpass.getuser())
     try:
         return _run(opts)
     except DaniNetError as err:
