@@ -32,7 +32,7 @@ from .data.preview import save_orthogonal_png
 from .data.synthetic import write_dataset
 from .errors import DaniNetError
 
-DEFAULTS = {"subjects": 12, "seed": 0, "shape": "small", "config": "demo"}
+DEFAULTS = {"subjects": 8, "seed": 0, "shape": "small", "config": "demo"}
 
 
 def _step(title: str) -> float:
