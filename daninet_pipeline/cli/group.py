@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..bids.derivatives import ensure_bidsignore
 from ..errors import DaniNetError
 from ..group import gather_sessions
+from .execution import run_workflow
 
 LOG = logging.getLogger("daninet")
 
@@ -33,17 +33,7 @@ def run_group(opts) -> int:
                        participant_label=opts.participant_label,
                        database_dir=opts.bids_database_dir)
     wf.base_dir = str(opts.work_dir)
-    ensure_bidsignore(opts.output_dir)
-    log_dir = Path(opts.output_dir) / "logs"
-    wf.config["execution"].update({"crashdump_dir": str(log_dir), "crashfile_format": "txt",
-                                   "stop_on_first_crash": True})
-    plugin_args = dict(opts.plugin_args or {})
-    if opts.plugin == "MultiProc" and opts.nprocs:
-        plugin_args.setdefault("n_procs", opts.nprocs)
-    try:
-        wf.run(plugin=opts.plugin, plugin_args=plugin_args)
-    except RuntimeError as err:
-        raise DaniNetError(f"the group level failed; crash files are in {log_dir}") from err
+    run_workflow(wf, opts, what="the group level", stop_on_first_crash=True)
     model_dir = model_dir_of(opts.output_dir, config)
     print(f"model: {model_dir / 'model.pt'}")
     print(f"model card: {model_dir / 'model_card.md'}")

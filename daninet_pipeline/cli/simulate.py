@@ -7,9 +7,9 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from ..bids.derivatives import ensure_bidsignore
 from ..errors import DaniNetError
 from ..group import gather_sessions
+from .execution import run_workflow
 
 LOG = logging.getLogger("daninet")
 
@@ -39,15 +39,6 @@ def run_simulation(opts) -> int:
                                     native=opts.native)
         sub_wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
         wf.add_nodes([sub_wf])
-    ensure_bidsignore(opts.output_dir)
-    log_dir = Path(opts.output_dir) / "logs"
-    wf.config["execution"].update({"crashdump_dir": str(log_dir), "crashfile_format": "txt"})
-    plugin_args = dict(opts.plugin_args or {})
-    if opts.plugin == "MultiProc" and opts.nprocs:
-        plugin_args.setdefault("n_procs", opts.nprocs)
-    try:
-        wf.run(plugin=opts.plugin, plugin_args=plugin_args)
-    except RuntimeError as err:
-        raise DaniNetError(f"simulation failed for some subjects; crash files are in {log_dir}") from err
+    run_workflow(wf, opts, what="the simulation of some subjects")
     LOG.info("simulated %d subjects into %s", table["subject"].nunique(), opts.output_dir)
     return 0
