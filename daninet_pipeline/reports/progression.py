@@ -67,8 +67,12 @@ def loss_figure(losses: pd.DataFrame):
     """Every logged loss against the training step (log scale where positive)."""
     plt = _pyplot()
     cols = [c for c in losses.columns if c.startswith("loss_")]
-    fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 2.8), squeeze=False)
-    for ax, col in zip(axes[0], cols):
+    ncols = min(5, len(cols))
+    nrows = -(-len(cols) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(cols):]:
+        ax.set_axis_off()
+    for ax, col in zip(axes.ravel(), cols):
         ax.plot(losses["step"], losses[col], lw=1)
         ax.set_title(col, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
