@@ -19,7 +19,7 @@ class PreprocResult:
     """Outputs of :func:`preprocess_t1w`."""
 
     t1w_ras: nib.Nifti1Image  #: input reoriented to RAS+
-    t1w_corrected: nib.Nifti1Image  #: N4-corrected, RAS+ grid
+    t1w_corrected: nib.Nifti1Image  #: N4-corrected inside the brain mask, RAS+ grid
     bias_field: nib.Nifti1Image  #: multiplicative field, RAS+ grid
     mask_native: nib.Nifti1Image  #: brain mask on the input's own grid
     native_to_template: np.ndarray  #: 4x4 RAS mm
@@ -31,7 +31,8 @@ class PreprocResult:
 def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None = None,
                    brain_extraction: str = "deepbet", registration: str = "fast",
                    n_threads: int = 1) -> PreprocResult:
-    """Reorient, N4, brain mask, affine to the template, normalise, resample."""
+    """Reorient, N4 (head mask), brain mask, affine to the template, N4 again inside the
+    brain mask, normalise, resample."""
     from ..data.resources import DEFAULT_TEMPLATE, load_template, load_template_mask
     from .bias import n4_bias_correction
     from .brain_extraction import extract_brain
@@ -67,6 +68,8 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     xfm = affine_registration(corrected, tpl, moving_mask=mask, fixed_mask=tpl_mask,
                               preset=registration, n_threads=n_threads)
     tick("registration")
+    corrected, bias = n4_bias_correction(ras, mask=mask, n_threads=n_threads)
+    tick("n4_brain")
     normalised = normalize_intensity(corrected, mask)
     tick("normalisation")
     preproc = resample_to_template(normalised, xfm, tpl, order=1)

@@ -114,8 +114,9 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
 
         workflow.__desc__ = (
             "The T1w image was reoriented to RAS+ (nibabel), corrected for intensity "
-            "non-uniformity with N4 (SimpleITK {sitk}, fitted on a shrunk copy), "
-            "skull-stripped with deepbet, and registered to the {tpl} template with a "
+            "non-uniformity with N4 (SimpleITK {sitk}, fitted on a shrunk copy inside a "
+            "head mask), skull-stripped with deepbet, corrected again with N4 inside the "
+            "brain mask (the image that is normalised), and registered to the {tpl} template with a "
             "multi-resolution 12-parameter affine (SimpleITK, Mattes mutual information). "
             "Intensities were scaled so that the brain's 99th percentile is 1, and the "
             "image was resampled onto the template grid (trilinear).".format(
@@ -125,13 +126,17 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         bet = pe.Node(BrainExtraction(method="deepbet", num_threads=omp_nthreads,
                                       template=template),
                       name="brain_extraction", n_procs=omp_nthreads, mem_gb=3)
+        n4_brain = pe.Node(N4BiasCorrection(num_threads=omp_nthreads), name="n4_brain",
+                           n_procs=omp_nthreads, mem_gb=2)
         register = pe.Node(AffineRegistration(template=template, preset=registration,
                                               num_threads=omp_nthreads),
                            name="register", n_procs=omp_nthreads, mem_gb=2)
         workflow.connect([
             (validate, n4, [("out_file", "in_file")]),
             (n4, register, [("out_file", "in_file")]),
-            (n4, normalize, [("out_file", "in_file")]),
+            (validate, n4_brain, [("out_file", "in_file")]),
+            (bet, n4_brain, [("out_mask", "in_mask")]),
+            (n4_brain, normalize, [("out_file", "in_file")]),
             (bet, register, [("out_mask", "in_mask")]),
             (bet, normalize, [("out_mask", "in_mask")]),
             (bet, resample_mask, [("out_mask", "in_file")]),

@@ -15,7 +15,7 @@ from daninet_pipeline.workflows.preproc import init_preproc_wf
 
 from .conftest import dice
 
-EMBEDDED_NODES = {"inputnode", "validate", "n4", "brain_extraction", "register", "normalize",
+EMBEDDED_NODES = {"inputnode", "validate", "n4", "n4_brain", "brain_extraction", "register", "normalize",
                   "resample_t1w", "resample_mask", "restore_mask", "report", "outputnode"}
 FSL_NODES = {"inputnode", "validate", "fsl_reorient", "fsl_bet", "fsl_fast", "fsl_flirt",
              "flirt_to_itk", "normalize", "resample_t1w", "resample_mask", "restore_mask",
