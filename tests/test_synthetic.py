@@ -204,3 +204,19 @@ def test_cli_rejects_a_non_empty_output(tmp_path):
 
     assert main([str(tmp_path / "x"), "--subjects", "1"]) == 1
     assert (tmp_path / "x" / "f").read_text() == "keep me"
+
+
+def test_subject_warp_has_no_affine_part():
+    rng = np.random.default_rng(0)
+    shape = (30, 34, 28)
+    field = anatomy.random_smooth_field(shape, 6.0, 3.0, rng)
+    ijk = np.indices(shape, dtype=np.float32)
+    field += 0.05 * ijk[::-1] + 1.5  # an affine component: a shear-like scaling plus a shift
+    mask = np.zeros(shape, bool)
+    mask[4:26, 5:30, 4:24] = True
+    out = anatomy.remove_affine_part(field, mask, step=1)
+    idx = np.argwhere(mask)
+    design = np.column_stack([idx, np.ones(len(idx))])
+    coef, *_ = np.linalg.lstsq(design, out[(slice(None), *idx.T)].T, rcond=None)
+    assert np.abs(coef).max() < 1e-4
+    assert np.abs(out).max() > 0.1  # the non-linear part is kept

@@ -95,6 +95,21 @@ def random_smooth_field(shape, spacing_vox: float, amplitude: float, rng) -> np.
     return field * np.float32(amplitude / max(norm, 1e-6))
 
 
+def remove_affine_part(field: np.ndarray, mask: np.ndarray, step: int = 3) -> np.ndarray:
+    """``field`` minus its least-squares affine fit over ``mask`` (every ``step``-th voxel).
+
+    A subject's anatomy then differs from the template by a purely non-linear warp, so
+    the head pose is the whole of the true native-to-template affine.
+    """
+    idx = np.argwhere(mask[::step, ::step, ::step]) * step
+    design = np.column_stack([idx, np.ones(len(idx))])
+    values = field[(slice(None), *idx.T)].T  # (n, 3)
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)  # (4, 3)
+    grid = np.indices(field.shape[1:], dtype=np.float32)
+    fitted = np.tensordot(coef[:3].T.astype(np.float32), grid, axes=1) + coef[3][:, None, None, None]
+    return (field - fitted).astype(np.float32)
+
+
 def warp(volume: np.ndarray, displacement_vox: np.ndarray, order: int = 1,
          cval: float = 0.0) -> np.ndarray:
     """Pull-back warp on one grid: ``out[x] = volume[x + displacement_vox[:, x]]``."""

@@ -260,6 +260,7 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
     vox_mm3 = res ** 3
     # subject anatomy: a smooth random warp of the template
     disp = anatomy.random_smooth_field(tpl.grid.shape, 24.0 / res, rng.uniform(2.5, 4.5) / res, rng)
+    disp = anatomy.remove_affine_part(disp, tpl.mask)
     t1 = anatomy.warp(tpl.t1, disp, order=1)
     mask_soft = anatomy.warp(tpl.mask.astype(np.float32), disp, order=1)
     labels = anatomy.warp(tpl.labels.astype(np.float32), disp, order=0).astype(np.int16)
