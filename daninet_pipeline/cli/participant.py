@@ -110,6 +110,7 @@ def build_workflow(table: pd.DataFrame, *, output_dir, work_dir, bids_dir=None,
 def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepbet",
                     registration: str = "fast") -> int:
     """Pre-process every T1w of ``table``; return the exit code (0: all sessions done)."""
+    from ..bids.derivatives import ensure_bidsignore
     from ..interfaces.bids import write_dataset_description
 
     if table.empty:
@@ -123,6 +124,7 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
         raise DaniNetError("--preproc-backend fsl needs FSL: set FSLDIR (FSL is installed in "
                            "the container image)")
     write_dataset_description(output_dir, bids_dir=opts.bids_dir, backend=opts.preproc_backend)
+    ensure_bidsignore(output_dir)
     wf, labels = build_workflow(table, output_dir=output_dir, work_dir=work_dir,
                                 bids_dir=opts.bids_dir, backend=opts.preproc_backend,
                                 omp_nthreads=omp, brain_extraction=brain_extraction,

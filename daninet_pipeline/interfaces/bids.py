@@ -79,8 +79,7 @@ def write_dataset_description(output_dir: str | os.PathLike, *, bids_dir=None,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     generated = {"Name": "daninet_pipeline", "Version": __version__,
-                 "Description": f"DaniNet pre-processing, {backend} backend",
-                 "CodeURL": "https://github.com/daninet/daninet_pipeline"}
+                 "Description": f"DaniNet pre-processing, {backend} backend"}
     container = os.environ.get("DANINET_CONTAINER")
     if container:
         generated["Container"] = {"Type": "docker", "Tag": container}

@@ -100,6 +100,9 @@ def test_participant_level(bids_with_bad_sessions, tmp_path, capsys):
         assert mean_displacement(xfm, ses.true_xfm, true_mask) < 2.0
     assert not (out / f"sub-{subject}" / f"ses-{cut.session}").exists()
     assert not list(out.rglob(".daninet-staging-*"))
+    from daninet_pipeline.bids import run_validator
+
+    assert run_validator(out)["errors"] == []  # the derivatives are valid BIDS
 
     # rerun: nothing of the good sessions runs again, outputs are untouched
     before = _result_mtimes(work, good)
