@@ -22,6 +22,11 @@ def _read_tsv(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
 
 
+def read_sessions_tsv(path) -> pd.DataFrame:
+    """GatherDerivatives' table, with 'n/a' diagnoses back to None."""
+    return _read_tsv(path).replace({"diagnosis": {"n/a": None, "": None}})
+
+
 class _GatherInputSpec(BaseInterfaceInputSpec):
     bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
     output_dir = Directory(mandatory=True, desc="derivatives folder of the participant level")
@@ -75,7 +80,7 @@ class SplitSubjects(SimpleInterface):
     def _run_interface(self, runtime):
         from ..evaluation.split import split_subjects
 
-        table = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        table = read_sessions_tsv(self.inputs.sessions_tsv)
         split = split_subjects(table, seed=self.inputs.seed)
         out = Path(self.inputs.out_file)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +111,7 @@ class BuildSliceStore(SimpleInterface):
         from ..model.data import SliceStore
 
         cfg = TrainConfig.from_file(self.inputs.config)
-        sessions = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         records = training_records(sessions, _read_tsv(self.inputs.split_tsv))
         root = Path(runtime.cwd) / "slice_store"
         SliceStore.build(root, records, image_size=cfg.image_size, axis=cfg.slice_axis,
@@ -165,7 +170,7 @@ class EvaluateTestSplit(SimpleInterface):
     def _run_interface(self, runtime):
         from ..group import evaluate_test_split
 
-        sessions = _read_tsv(self.inputs.sessions_tsv).replace({"diagnosis": {"n/a": None, "": None}})
+        sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         tsv, md = evaluate_test_split(
             self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), self.inputs.out_dir,
             bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     Directory,
@@ -44,8 +43,9 @@ class SimulateSubject(SimpleInterface):
     def _run_interface(self, runtime):
         from ..simulation import simulate_subject, target_ages_for, write_simulations
 
-        table = pd.read_csv(self.inputs.sessions_tsv, sep="\t", dtype={"subject": str, "session": str},
-                            keep_default_na=False).replace({"diagnosis": {"n/a": None, "": None}})
+        from .group import read_sessions_tsv
+
+        table = read_sessions_tsv(self.inputs.sessions_tsv)
         rows = table[table["subject"] == self.inputs.subject].sort_values("age")
         ages = target_ages_for(rows, target_ages=self.inputs.target_ages or None,
                                years_ahead=self.inputs.years_ahead or None)
