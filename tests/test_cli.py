@@ -71,3 +71,19 @@ def test_simulation_with_a_missing_model_file_is_one_line(demo_bids, tmp_path, c
                  str(tmp_path / "nope.pt"), "--skip-bids-validation"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == [f"daninet: error: {tmp_path / 'nope.pt'}: model file not found"]
+
+
+def test_logname_falls_back_to_the_uid_without_a_passwd_entry(monkeypatch):
+    import getpass
+    import os
+
+    from daninet_pipeline.cli import run
+
+    monkeypatch.delenv("LOGNAME", raising=False)
+
+    def no_user():
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    run._ensure_logname()
+    assert os.environ["LOGNAME"] == str(os.getuid())

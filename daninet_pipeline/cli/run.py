@@ -19,12 +19,22 @@ def _setup_logging(verbose: int) -> None:
                         datefmt="%H:%M:%S")
 
 
+def _ensure_logname() -> None:
+    """Nipype's SLURM/SGE plugins read LOGNAME, which batch and container shells may lack;
+    a container run as a uid without a passwd entry (Apptainer) has no user name at all."""
+    if "LOGNAME" in os.environ:
+        return
+    try:
+        os.environ["LOGNAME"] = getpass.getuser()
+    except (KeyError, OSError):
+        os.environ["LOGNAME"] = str(os.getuid())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; return the process exit code (0 on success)."""
     opts = parse_args(argv)
     _setup_logging(opts.verbose)
-    # Nipype's SLURM/SGE plugins read LOGNAME, which batch and container shells may lack
-    os.environ.setdefault("LOGNAME", getpass.getuser())
+    _ensure_logname()
     try:
         return _run(opts)
     except DaniNetError as err:
