@@ -10,9 +10,6 @@ by process id, at its end. What runs on it:
 * Nipype's SLURM and SLURMGraph plugins with the shipped settings
   (workflows/nipype/slurm.json, slurmgraph.json) on a small workflow;
 * the app itself with ``--plugin SLURMGraph`` (each Nipype node a SLURM job).
-
-While the package has no participant level (it exits 1 with "not available in this
-version") the tests of derivatives are skipped and the array mechanics are still checked.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ pytestmark = pytest.mark.deployment
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "workflows"
 BIN = Path(sys.executable).parent
-NOT_AVAILABLE = "participant level is not available in this version"
 JOB_TIMEOUT = float(os.environ.get("DANINET_SLURM_TIMEOUT", "1200"))
 
 
@@ -131,10 +127,9 @@ def array_run(cluster, bids):
     print(f"[slurm] array of {len(_subjects(bids))} subjects ({len(jobs)} arrays) done in "
           f"{time.monotonic() - t0:.0f} s (waited {waited:.0f} s)")
     logs = {p.name: p.read_text() for p in (run_dir / "logs").glob("*.out")}
-    available = not any(NOT_AVAILABLE in text for text in logs.values())
     summary = _run(["bash", RECIPES / "slurm" / "summarise_status.sh", run_dir], check=False)
     print(summary.stdout)
-    return {"jobs": jobs, "out": out_dir, "run": run_dir, "logs": logs, "available": available}
+    return {"jobs": jobs, "out": out_dir, "run": run_dir, "logs": logs}
 
 
 def test_array_runs_one_task_per_subject(array_run, bids):
@@ -148,15 +143,10 @@ def test_array_runs_one_task_per_subject(array_run, bids):
         status[label] = int(rc)
         assert int(seconds) >= 0 and node
     assert sorted(status) == subjects
-    if array_run["available"]:
-        assert set(status.values()) == {0}, status
-    else:
-        assert set(status.values()) == {1}
+    assert set(status.values()) == {0}, status
 
 
 def test_array_writes_the_derivatives(array_run, bids):
-    if not array_run["available"]:
-        pytest.skip("this version has no participant level")
     proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
                 check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -164,13 +154,10 @@ def test_array_writes_the_derivatives(array_run, bids):
 
 def test_rerun_submits_only_incomplete_subjects(array_run, bids):
     subjects = _subjects(bids)
-    if array_run["available"]:
-        # lose one subject's derivatives: only it is run again, and comes back
-        victim = subjects[0]
-        shutil.rmtree(array_run["out"] / victim)
-        expected = [victim]
-    else:
-        expected = subjects
+    # lose one subject's derivatives: only it is run again, and comes back
+    victim = subjects[0]
+    shutil.rmtree(array_run["out"] / victim)
+    expected = [victim]
     jobs = _submit(bids, array_run["out"], array_run["run"], "--rerun-failed",
                    "--no-validate").stdout.split()
     assert jobs, "nothing was resubmitted"
@@ -178,10 +165,9 @@ def test_rerun_submits_only_incomplete_subjects(array_run, bids):
     lists = sorted((array_run["run"] / "lists").glob("subjects_*.txt"))
     rerun = lists[-1].read_text().split()
     assert ["sub-" + label for label in rerun] == expected
-    if array_run["available"]:
-        proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
-                    check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run([sys.executable, RECIPES / "check_derivatives.py", bids, array_run["out"]],
+                check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_large_lists_are_cut_into_chained_arrays(bids, tmp_path):
@@ -239,8 +225,6 @@ def test_nipype_plugin_settings_run_on_slurm(cluster, plugin, tmp_path):
 
 
 def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
-    if not array_run["available"]:
-        pytest.skip("this version has no participant level")
     subject = _subjects(bids)[-1]
     session = sorted(p.name for p in (bids / subject).glob("ses-*"))[0]
     settings = (RECIPES / "nipype" / "slurmgraph.json").read_text()
