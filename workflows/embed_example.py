@@ -12,6 +12,11 @@ pre-processed T1w, brain masks and transform out):
         -> lab_brain_volume  (lab's own: brain volume in mL from the native-space mask)
         -> lab_volume_table  (lab's own JoinNode: one TSV row per session)
 
+A second example, :func:`init_lab_simulation_wf`, puts DaniNet's participant workflow
+(:func:`~daninet_pipeline.workflows.participant.init_participant_wf`) and simulation
+workflow (:func:`~daninet_pipeline.workflows.simulation.init_simulation_wf`) between the
+lab's own nodes.
+
 Nothing here depends on how DaniNet's workflow is built inside: only its ``inputnode``
 and ``outputnode`` fields, which are its public interface (docs/deployment.md, "Use in
 your own pipeline").
@@ -95,6 +100,80 @@ def init_lab_wf(*, bids_dir: Path, subject: str, out_file: Path, omp_nthreads: i
         (t1w_source, volume, [("t1w", "t1w")]),
         (daninet, volume, [("outputnode.t1w_mask", "mask")]),
         (volume, table, [("row", "rows")]),
+    ])
+    return workflow
+
+
+def sessions_table(t1w, t1w_preproc, ages, diagnoses, subject, out_file):
+    """The lab's own bookkeeping: the table DaniNet's simulation workflow reads (one row
+    per session: subject, session, age, diagnosis, raw and pre-processed T1w)."""
+    import re
+    from pathlib import Path
+
+    lines = ["subject\tsession\tage\tdiagnosis\tt1w\tpreproc\tmask"]
+    for raw, pre, age, dx in zip(t1w, t1w_preproc, ages, diagnoses):
+        ses = re.search(r"_ses-([A-Za-z0-9]+)_", Path(raw).name)
+        lines.append(f"{subject}\t{ses.group(1) if ses else ''}\t{age}\t{dx}\t{raw}\t{pre}\t")
+    Path(out_file).write_text("\n".join(lines) + "\n")
+    return str(Path(out_file).absolute())
+
+
+def mean_intensity(simulated, out_file):
+    """The lab's own summary of the simulated images: mean brain intensity per image."""
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+
+    if isinstance(simulated, str):  # Nipype passes a one-item list as the item
+        simulated = [simulated]
+    rows = ["image\tmean_brain_intensity"]
+    for path in simulated:
+        data = np.asanyarray(nib.load(path).dataobj, dtype=np.float32)
+        rows.append(f"{Path(path).name}\t{float(data[data > 0].mean()):.4f}")
+    Path(out_file).write_text("\n".join(rows) + "\n")
+    return str(Path(out_file).absolute())
+
+
+def init_lab_simulation_wf(*, bids_dir: Path, sessions: list[tuple[str, str, float, str]], subject: str,
+                           output_dir: Path, model_file: Path, years_ahead: list[float],
+                           out_file: Path, omp_nthreads: int = 1, name: str = "lab_sim_wf"):
+    """The lab's workflow around DaniNet's participant and simulation workflows.
+
+    ``sessions``: the lab's own list of (session label, T1w path, age, diagnosis).
+
+        init_participant_wf  [inputnode.t1w (set) -> outputnode.t1w_preproc]
+          -> lab_sessions_table  (lab's own: ages and diagnoses from its records)
+          -> init_simulation_wf  [inputnode.sessions_tsv -> outputnode.simulated]
+          -> lab_mean_intensity  (lab's own summary TSV)
+    """
+    import nipype.pipeline.engine as pe
+    from nipype.interfaces import utility as niu
+
+    from daninet_pipeline.workflows.participant import init_participant_wf
+    from daninet_pipeline.workflows.simulation import init_simulation_wf
+
+    workflow = pe.Workflow(name=name)
+    participant = init_participant_wf(subject=subject, sessions=[(s, t) for s, t, _, _ in sessions],
+                                      output_dir=str(output_dir), omp_nthreads=omp_nthreads)
+    table = pe.Node(niu.Function(input_names=["t1w", "t1w_preproc", "ages", "diagnoses", "subject",
+                                              "out_file"],
+                                 output_names=["sessions_tsv"], function=sessions_table),
+                    name="lab_sessions_table")
+    table.inputs.t1w = [str(Path(t).absolute()) for _, t, _, _ in sessions]
+    table.inputs.ages = [float(a) for _, _, a, _ in sessions]
+    table.inputs.diagnoses = [d for _, _, _, d in sessions]
+    table.inputs.subject = subject
+    table.inputs.out_file = str(Path(out_file).with_name("lab_sessions.tsv"))
+    simulation = init_simulation_wf(subject=subject, model_file=model_file, bids_dir=bids_dir,
+                                    output_dir=output_dir, years_ahead=years_ahead)
+    summary = pe.Node(niu.Function(input_names=["simulated", "out_file"], output_names=["out_file"],
+                                   function=mean_intensity), name="lab_mean_intensity")
+    summary.inputs.out_file = str(out_file)
+    workflow.connect([
+        (participant, table, [("outputnode.t1w_preproc", "t1w_preproc")]),
+        (table, simulation, [("sessions_tsv", "inputnode.sessions_tsv")]),
+        (simulation, summary, [("outputnode.simulated", "simulated")]),
     ])
     return workflow
 

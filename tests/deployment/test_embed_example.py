@@ -86,3 +86,59 @@ def test_lab_workflow_runs(example, tmp_path):
         img = nib.load(truth)
         true_ml = float((np.asanyarray(img.dataobj) > 0).sum() * np.prod(img.header.get_zooms()) / 1000)
         assert abs(float(ml) - true_ml) < 0.1 * true_ml, (name, ml, true_ml)
+
+
+def test_lab_workflow_wraps_participant_and_simulation(example, tmp_path):
+    bids = _tiny_subject(tmp_path / "bids")
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"not read when the graph is built")
+    sessions = [("M000", str(next(bids.glob("sub-01/ses-M000/anat/*_T1w.nii.gz"))), 70.0, "MCI"),
+                ("M012", str(next(bids.glob("sub-01/ses-M012/anat/*_T1w.nii.gz"))), 71.0, "MCI")]
+    wf = example.init_lab_simulation_wf(bids_dir=bids, sessions=sessions, subject="01",
+                                        output_dir=tmp_path / "out", model_file=model,
+                                        years_ahead=[2.0], out_file=tmp_path / "s.tsv")
+    graph = wf._graph
+    participant, table = wf.get_node("sub_01_wf"), wf.get_node("lab_sessions_table")
+    simulation, summary = wf.get_node("sim_sub_01_wf"), wf.get_node("lab_mean_intensity")
+    assert graph.get_edge_data(participant, table)["connect"] == [("outputnode.t1w_preproc", "t1w_preproc")]
+    assert graph.get_edge_data(table, simulation)["connect"] == [("sessions_tsv", "inputnode.sessions_tsv")]
+    assert graph.get_edge_data(simulation, summary)["connect"] == [("outputnode.simulated", "simulated")]
+
+
+@pytest.mark.deployment
+def test_lab_simulation_workflow_runs(example, tmp_path):
+    """Participant and simulation workflows inside the lab's, with a tiny model trained on
+    the demo data's ground truth."""
+    import pandas as pd
+
+    from daninet_pipeline.data.synthetic import write_dataset
+    from daninet_pipeline.model.config import TrainConfig
+    from daninet_pipeline.model.data import SliceStore
+    from daninet_pipeline.model.train import train
+
+    bids = write_dataset(tmp_path / "bids", n_subjects=1, seed=0, shape="small")
+    subject = next(p.name for p in Path(bids).glob("sub-*"))[4:]
+    rows = pd.read_csv(Path(bids) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv", sep="\t")
+    truth = Path(bids) / "derivatives" / "ground_truth"
+    records = []
+    for ses, age in zip(rows["session_id"], rows["age"]):
+        stem = truth / f"sub-{subject}" / ses / "anat" / f"sub-{subject}_{ses}_space-MNI152NLin2009aSym"
+        img = nib.load(f"{stem}_desc-noisefree_T1w.nii.gz")
+        mask = np.asanyarray(nib.load(f"{stem}_desc-brain_mask.nii.gz").dataobj) > 0
+        records.append({"image": nib.Nifti1Image(img.get_fdata(dtype=np.float32) * mask, img.affine),
+                        "subject": subject, "session": ses[4:], "age": float(age), "diagnosis": "MCI"})
+    cfg = TrainConfig.from_file("demo").replace(image_size=32, width=8, z_dim=16, batch_size=8, steps=4,
+                                                checkpoint_every=2, weight_reg=type(TrainConfig().weight_reg)(0.0))
+    store = SliceStore.build(tmp_path / "store", records, image_size=32)
+    model = train(cfg, store, tmp_path / "model", progress=False)
+    sessions = [(ses[4:], str(next(Path(bids).glob(f"sub-{subject}/{ses}/anat/*_T1w.nii.gz"))), float(age), "MCI")
+                for ses, age in zip(rows["session_id"], rows["age"])]
+    wf = example.init_lab_simulation_wf(bids_dir=Path(bids), sessions=sessions, subject=subject,
+                                        output_dir=tmp_path / "out", model_file=model, years_ahead=[2.0],
+                                        out_file=tmp_path / "summary.tsv")
+    wf.base_dir = str(tmp_path / "work")
+    wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
+    wf.run(plugin="MultiProc", plugin_args={"n_procs": 2})
+    lines = (tmp_path / "summary.tsv").read_text().splitlines()
+    assert len(lines) == 2 and "_desc-simAge" in lines[1]
+    assert 0 < float(lines[1].split("\t")[1]) <= 1.5
