@@ -174,6 +174,7 @@ def run_all(out: Path, model: str | None) -> list[dict]:
     me = [sys.executable, __file__]
     cases = [["matmul"],
              ["train", "--width", "16", "--batch", "32", "--size", "128", "--steps", "2"],
+             ["train", "--width", "16", "--batch", "32", "--size", "128", "--steps", "2", "--system-malloc"],
              ["train", "--width", "32", "--batch", "32", "--size", "128", "--steps", "1"],
              ["train", "--width", "16", "--batch", "16", "--size", "64", "--steps", "3"],
              ["simulate", "--width", "16", "--size", "64", "--shape", "197", "233", "189"],
@@ -209,7 +210,11 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--volumes", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path("/tmp/daninet_model_bench"))
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's allocator as it is (the reference for daninet_pipeline.allocator)")
     args = p.parse_args(argv)
+    if args.system_malloc:
+        os.environ["DANINET_KEEP_FREED_MEMORY"] = "0"
     torch.set_num_threads(args.threads)
     if args.case == "all":
         run_all(args.out, args.model)
@@ -218,6 +223,7 @@ def main(argv=None) -> int:
         res = {"case": "matmul", "threads": torch.get_num_threads(), "gflops": matmul_gflops()}
     elif args.case == "train":
         res = bench_train(args.width, args.batch, args.size, args.steps, args.precision)
+        res["keep_freed_memory"] = not args.system_malloc
     elif args.case == "simulate":
         res = bench_simulate(args.model, tuple(args.shape), args.width, args.size, args.repeats)
     else:

@@ -17,6 +17,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ..allocator import keep_freed_memory
+
 
 def _out(runtime, name: str) -> str:
     return os.path.join(runtime.cwd, name)
@@ -73,6 +75,7 @@ class N4BiasCorrection(SimpleInterface):
     output_spec = _N4OutputSpec
 
     def _run_interface(self, runtime):
+        keep_freed_memory()
         import nibabel as nib
 
         from ..preprocessing import n4_bias_correction
@@ -114,6 +117,7 @@ class BrainExtraction(SimpleInterface):
     output_spec = _BrainExtractionOutputSpec
 
     def _run_interface(self, runtime):
+        keep_freed_memory()
         import nibabel as nib
         import numpy as np
 
@@ -160,6 +164,7 @@ class AffineRegistration(SimpleInterface):
     output_spec = _AffineRegistrationOutputSpec
 
     def _run_interface(self, runtime):
+        keep_freed_memory()
         import nibabel as nib
 
         from ..data.resources import load_template, load_template_mask
@@ -224,6 +229,7 @@ class ResampleToTemplate(SimpleInterface):
     output_spec = _ResampleOutputSpec
 
     def _run_interface(self, runtime):
+        keep_freed_memory()
         import nibabel as nib
         import numpy as np
 

@@ -160,6 +160,9 @@ class DaniNetModel:
     """
 
     def __init__(self, cfg: TrainConfig, *, device="cpu", svr_table=None, region_masks=None, svrs=None):
+        from ..allocator import keep_freed_memory
+
+        keep_freed_memory()  # every step allocates and frees activations of 100s of MB
         self.cfg = cfg
         self.device = torch.device(device)
         torch.manual_seed(cfg.seed)

@@ -42,6 +42,9 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     from .reorient import reorient_like, reorient_to_ras
     from .resampling import resample_to_template
 
+    from ..allocator import keep_freed_memory
+
+    keep_freed_memory()
     template = template or DEFAULT_TEMPLATE
     timings = {}
     t0 = time.perf_counter()
