@@ -105,17 +105,34 @@ def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame,
                         bids_dir=None, *, method: str = "daninet") -> tuple[Path, Path]:
     """Simulate each test subject's baseline at its follow-up ages and score it beside
     the identity answer; write ``group_eval.tsv`` and ``group_eval.md`` in ``out_dir``."""
+    return evaluate_models({method: model_file}, sessions, split, out_dir, bids_dir)
+
+
+#: simulation modes scored by the evaluation, with the suffix of their method name:
+#: ``direct`` is the generator's image (the paper's answer), ``change`` the real baseline
+#: plus the generated change from the baseline's own age (see ``Simulator.simulate``).
+EVAL_MODES = {"direct": "", "change": "-change"}
+
+
+def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
+                    bids_dir=None, *, modes=tuple(EVAL_MODES)) -> tuple[Path, Path]:
+    """:func:`evaluate_test_split` for several models at once, on the same test follow-ups:
+    one row per method, ``identity`` and, for each name -> model file of ``model_files``
+    and each of ``modes``, ``name`` (direct) or ``name-change``."""
     from .evaluation.evaluate import FollowUp, evaluate_followups, write_evaluation
     from .model.simulate import Simulator
 
     pairs = test_followups(sessions, split)
     if not pairs:
         raise BIDSInputError("the test split has no subject with a follow-up session")
-    sim = Simulator.load(model_file)
+    sims = {name: Simulator.load(path) for name, path in model_files.items()}
     truth = ground_truth_volumes(bids_dir) if bids_dir is not None else None
     followups = []
     for p in pairs:
-        pred = sim.simulate(p["baseline"], p["baseline_age"], p["diagnosis"], [p["followup_age"]])[0]
+        preds = {name + EVAL_MODES[mode]: np.asarray(sim.simulate(
+                     p["baseline"], p["baseline_age"], p["diagnosis"], [p["followup_age"]], mode=mode)[0].dataobj,
+                     np.float32)
+                 for name, sim in sims.items() for mode in modes}
         change = None
         if truth is not None:
             a = truth.loc[(p["subject"], p["baseline_session"])]
@@ -123,11 +140,52 @@ def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame,
             change = (b / a - 1.0).to_dict()
         followups.append(FollowUp(p["subject"], p["baseline_session"], p["followup_session"],
                                   p["followup_age"] - p["baseline_age"], p["baseline"], p["followup"],
-                                  p["mask"], predictions={method: np.asarray(pred.dataobj, np.float32)},
-                                  true_change=change))
+                                  p["mask"], predictions=preds, true_change=change))
         LOG.info("evaluated sub-%s ses-%s -> ses-%s", p["subject"], p["baseline_session"],
                  p["followup_session"])
     return write_evaluation(evaluate_followups(followups), out_dir)
+
+
+def trained_models(output_dir) -> dict[str, tuple[Path, Path]]:
+    """Every trained model under ``OUTPUT_DIR/models``: name -> (model file, split TSV)."""
+    out = {}
+    for model in sorted(Path(output_dir).glob("models/*/model.pt")):
+        split = model.parent / "split.tsv"
+        if split.is_file():
+            out[model.parent.name] = (model, split)
+    return out
+
+
+def evaluate_trained_models(bids_dir, output_dir, *, names=None, database_dir=None) -> tuple[Path, Path]:
+    """Score every trained model of ``OUTPUT_DIR/models`` (or those in ``names``) on their
+    common test split beside ``identity``; write ``OUTPUT_DIR/models/group_eval.{tsv,md}``.
+
+    The models must share their test subjects (the same data and split seed), otherwise
+    the rows would not be comparable: :class:`BIDSInputError`.
+    """
+    models = trained_models(output_dir)
+    if names:
+        unknown = sorted(set(names) - set(models))
+        if unknown:
+            raise BIDSInputError(f"no trained model {', '.join(unknown)} in {Path(output_dir) / 'models'} "
+                                 f"(found: {', '.join(models) or 'none'})")
+        models = {k: v for k, v in models.items() if k in names}
+    if not models:
+        raise BIDSInputError(f"no trained model (models/*/model.pt with split.tsv) in {output_dir}: "
+                             "run the group level first")
+    splits = {name: pd.read_csv(split, sep="\t", dtype={"subject": str}) for name, (_, split) in models.items()}
+    tests = {name: frozenset(t.loc[t["split"] == "test", "subject"]) for name, t in splits.items()}
+    if len(set(tests.values())) > 1:
+        raise BIDSInputError("the models were tested on different subjects (" + "; ".join(
+            f"{k}: {len(v)}" for k, v in tests.items()) + "): train them on the same data with the same --seed")
+    sessions, missing = gather_sessions(bids_dir, output_dir, database_dir=database_dir)
+    test = next(iter(tests.values()))
+    lacking = sorted(test & set(missing))
+    if lacking:
+        raise BIDSInputError(f"test subject sub-{lacking[0]} has no participant-level derivatives")
+    split = next(iter(splits.values()))
+    return evaluate_models({k: v[0] for k, v in models.items()}, sessions, split,
+                           Path(output_dir) / "models", bids_dir)
 
 
 def write_model_card(model_file, split: pd.DataFrame, config_name: str, out_path,

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--native", action="store_true",
                    help="also write simulated images in the subject's native space")
     g.add_argument("--evaluate", action="store_true",
-                   help="group level: evaluate the model on the test split")
+                   help="group level: train nothing; score the trained models of OUTPUT_DIR/models (or --config's) side by side with identity on their test split")
 
     g = parser.add_argument_group("performance and execution")
     g.add_argument("--work-dir", "-w", type=Path, metavar="DIR",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DaniNetError
+from .execution import multiproc_poll
 
 LOG = logging.getLogger("daninet")
 
@@ -136,6 +137,7 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
         "stop_on_first_crash": bool(opts.stop_on_first_crash),
         "remove_unnecessary_outputs": False,
     })
+    multiproc_poll(wf, opts.plugin)
     if not getattr(opts, "verbose", 0):  # Nipype's per-node lines only with -v
         from nipype import logging as nipype_logging
 

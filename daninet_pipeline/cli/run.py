@@ -67,7 +67,7 @@ def _run(opts) -> int:
         return run_simulation(opts)
     from .group import run_group
 
-    return run_group(opts)
+    return run_group(opts, table)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,23 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def against_identity(summary: pd.DataFrame) -> str:
+    """Per method and horizon: does it beat ``identity`` on volume change error (lower)
+    and on SSIM (higher)? A Markdown list."""
+    lines = []
+    ident = summary[summary["method"] == IDENTITY].set_index("horizon")
+    for _, r in summary[summary["method"] != IDENTITY].iterrows():
+        if r["horizon"] not in ident.index:
+            continue
+        i = ident.loc[r["horizon"]]
+        vol = "beats" if r["volume_change_error"] < i["volume_change_error"] else "does not beat"
+        ssim = "beats" if r["ssim"] > i["ssim"] else "does not beat"
+        lines.append(f"- {r['method']}, {r['horizon']} years: {vol} identity on volume change error "
+                     f"({r['volume_change_error']:.4f} vs {i['volume_change_error']:.4f}); {ssim} it on "
+                     f"SSIM ({r['ssim']:.4f} vs {i['ssim']:.4f})")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_evaluation(results: pd.DataFrame, out_dir) -> tuple[Path, Path]:
     """``group_eval.tsv`` (every row) and ``group_eval.md`` (the summary) in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -140,6 +157,8 @@ def write_evaluation(results: pd.DataFrame, out_dir) -> tuple[Path, Path]:
     md.write_text("# Evaluation on the test split\n\nMeans per follow-up; SSIM and PSNR inside "
                   "the follow-up's brain mask with the data range of the real follow-up; "
                   "volume change error = |predicted - true fractional change|, mean over "
-                  "regions. `identity` copies the baseline forward.\n\n"
-                  + to_markdown(summarise(results)))
+                  "regions. `identity` copies the baseline forward; a model's own row is its generated "
+                  "image (the paper's answer), its `-change` row the real baseline plus the change "
+                  "the model generates from the baseline's age to the follow-up's.\n\n"
+                  + to_markdown(summarise(results)) + "\n" + against_identity(summarise(results)))
     return tsv, md

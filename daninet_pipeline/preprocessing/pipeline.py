@@ -8,6 +8,7 @@ each step.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nibabel as nib
@@ -75,8 +76,11 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     tick("n4_brain")
     normalised = normalize_intensity(corrected, mask)
     tick("normalisation")
-    preproc = resample_to_template(normalised, xfm, tpl, order=1)
-    mask_std = resample_to_template(mask, xfm, tpl, order=0, dtype=np.uint8)
+    # the two resamplings are independent (scipy releases the GIL): one thread each
+    with ThreadPoolExecutor(max_workers=max(1, min(2, n_threads))) as pool:
+        preproc = pool.submit(resample_to_template, normalised, xfm, tpl, order=1)
+        mask_std = pool.submit(resample_to_template, mask, xfm, tpl, order=0, dtype=np.uint8)
+        preproc, mask_std = preproc.result(), mask_std.result()
     tick("resampling")
     return PreprocResult(ras, corrected, bias, reorient_like(mask, img), xfm, preproc,
                          mask_std, timings)

@@ -23,6 +23,14 @@ PRESETS = {
 }
 
 
+def finest_levels(levels, moving: nib.spatialimages.SpatialImage) -> tuple:
+    """The levels of a schedule, less those finer than the moving image's smallest voxel
+    side (a 2 mm image gains nothing from a 1 mm level); the coarsest level is always kept."""
+    smallest = float(np.min(np.linalg.norm(moving.affine[:3, :3], axis=0)))
+    kept = tuple(level for level in levels if level[0] >= smallest - 0.05)
+    return kept or levels[:1]
+
+
 def nib_to_sitk(img: nib.spatialimages.SpatialImage, data: np.ndarray | None = None):
     """A SimpleITK image (LPS) with the voxel data and world geometry of ``img`` (RAS)."""
     import SimpleITK as sitk
@@ -119,7 +127,7 @@ def affine_registration(moving: nib.spatialimages.SpatialImage,
     # Image pyramid: one anti-aliased 2 mm copy, coarser levels made from it.
     fixed_2mm = _resample_iso(fixed_full, 2.0, 0.85)
     moving_2mm = _resample_iso(moving_full, 2.0, 0.85)
-    for voxel_mm, sigma_mm, fraction, iterations in PRESETS[preset]:
+    for voxel_mm, sigma_mm, fraction, iterations in finest_levels(PRESETS[preset], moving):
         if voxel_mm >= 2.0:
             f_level = _resample_iso(fixed_2mm, voxel_mm, sigma_mm)
             m_level = _resample_iso(moving_2mm, voxel_mm, sigma_mm)

@@ -207,3 +207,14 @@ def test_resample_to_template_with_a_shift():
     np.testing.assert_allclose(np.asarray(out.dataobj), np.asarray(tpl.dataobj), atol=1e-5)
     with pytest.raises(ValueError, match="4x4"):
         resample_affine(native, np.eye(3), tpl)
+
+
+def test_registration_skips_levels_finer_than_the_input():
+    from daninet_pipeline.preprocessing.registration import PRESETS, finest_levels
+
+    coarse = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([2.4, 2.0, 2.0, 1.0]))
+    fine = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([1.2, 1.0, 1.0, 1.0]))
+    huge = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([9.0, 9.0, 9.0, 1.0]))
+    assert [lv[0] for lv in finest_levels(PRESETS["fast"], coarse)] == [6.0, 3.0, 2.0]
+    assert finest_levels(PRESETS["fast"], fine) == PRESETS["fast"]
+    assert finest_levels(PRESETS["fast"], huge) == PRESETS["fast"][:1]

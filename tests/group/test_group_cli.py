@@ -1,0 +1,103 @@
+"""The group level through the CLI: missing derivatives, --resume and --evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from daninet_pipeline.cli.run import main
+
+from .conftest import TINY_CONFIG, fake_derivatives
+
+
+def _group(bids, out, work, *extra):
+    return main([str(bids), str(out), "group", "--work-dir", str(work), "--seed", "1", "--nprocs", "1",
+                 "--skip-bids-validation", *extra])
+
+
+def _config(path, **changes):
+    path.write_text(json.dumps({**TINY_CONFIG, **changes}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def cli_group(demo_bids, tmp_path_factory):
+    """Two tiny models trained through the CLI on the same derivatives and split."""
+    tmp = tmp_path_factory.mktemp("cli_group")
+    out = tmp / "out"
+    fake_derivatives(demo_bids, out)
+    first = _config(tmp / "tiny.json")
+    assert _group(demo_bids, out, tmp / "work", "--config", first) == 0
+    second = _config(tmp / "tinyres.json", residual=True, steps=4)
+    assert _group(demo_bids, out, tmp / "work", "--config", second) == 0
+    return demo_bids, out, tmp
+
+
+def test_missing_derivatives_are_made_by_the_participant_level_first(demo_bids, tmp_path, monkeypatch):
+    import daninet_pipeline.cli.participant as participant
+
+    out = tmp_path / "out"
+    first = sorted(p.name for p in demo_bids.glob("sub-*"))[0][4:]
+    fake_derivatives(demo_bids, out, skip_subject=first)
+    asked = []
+
+    def fake_participant(opts, table):  # stands in for the pre-processing of the missing subject
+        asked.append(sorted(table["subject"].unique()))
+        fake_derivatives(demo_bids, out)
+        return 0
+
+    monkeypatch.setattr(participant, "run_participant", fake_participant)
+    code = _group(demo_bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"))
+    assert code == 0 and asked == [[first]]
+    assert (out / "models" / "tiny" / "model.pt").is_file()
+
+
+def test_failed_participant_level_stops_the_group_level_in_one_line(demo_bids, tmp_path, monkeypatch, capsys):
+    import daninet_pipeline.cli.participant as participant
+
+    out = tmp_path / "out"
+    first = sorted(p.name for p in demo_bids.glob("sub-*"))[0][4:]
+    fake_derivatives(demo_bids, out, skip_subject=first)
+    monkeypatch.setattr(participant, "run_participant", lambda opts, table: 1)
+    code = _group(demo_bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "participant level failed" in err[0]
+    assert not (out / "models" / "tiny" / "model.pt").exists()
+
+
+def test_resume_continues_the_training_from_its_checkpoint(cli_group):
+    bids, out, tmp = cli_group
+    model_dir = out / "models" / "tiny"
+    before = pd.read_csv(model_dir / "losses.tsv", sep="\t")
+    assert before["step"].max() == 5
+    longer = _config(tmp / "tiny.json", steps=9)  # same configuration, more steps
+    assert _group(bids, out, tmp / "work", "--config", longer, "--resume") == 0
+    after = pd.read_csv(model_dir / "losses.tsv", sep="\t")
+    assert list(after["step"]) == list(range(9))
+    pd.testing.assert_frame_equal(after.iloc[:6].drop(columns=["seconds"], errors="ignore"),
+                                  before.drop(columns=["seconds"], errors="ignore"))
+    assert "training steps: 9" in (model_dir / "model_card.md").read_text()
+
+
+def test_evaluate_scores_every_trained_model_beside_identity(cli_group, capsys):
+    bids, out, tmp = cli_group
+    assert _group(bids, out, tmp / "work", "--evaluate") == 0
+    ev = pd.read_csv(out / "models" / "group_eval.tsv", sep="\t", dtype={"subject": str})
+    assert set(ev["method"]) == {"identity", "tiny", "tiny-change", "tinyres", "tinyres-change"}
+    split = pd.read_csv(out / "models" / "tiny" / "split.tsv", sep="\t", dtype={"subject": str})
+    assert set(ev["subject"]) == set(split.loc[split["split"] == "test", "subject"])
+    per_method = ev.groupby("method").size()
+    assert per_method.nunique() == 1  # the same follow-ups for every method
+    md = (out / "models" / "group_eval.md").read_text()
+    assert "| tinyres |" in md and "identity on volume change error" in md
+    assert md in capsys.readouterr().out
+
+
+def test_evaluate_without_a_trained_model_is_one_line(demo_bids, tmp_path, capsys):
+    out = tmp_path / "out"
+    fake_derivatives(demo_bids, out)
+    code = _group(demo_bids, out, tmp_path / "work", "--evaluate")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "no trained model" in err[0]
