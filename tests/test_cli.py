@@ -59,13 +59,6 @@ def test_invalid_dataset_is_stopped_by_the_validator(tmp_path, capsys):
     assert code == 1 and "BIDS validator found" in err and "--skip-bids-validation" in err
 
 
-def test_group_level_without_derivatives_names_the_missing_step(demo_bids, tmp_path, capsys):
-    code = main([str(demo_bids), str(tmp_path / "out"), "group", "--skip-bids-validation"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1
-    assert "have no participant-level derivatives" in err[0] and "participant' first" in err[0]
-
-
 def test_simulation_with_a_missing_model_file_is_one_line(demo_bids, tmp_path, capsys):
     code = main([str(demo_bids), str(tmp_path / "out"), "participant", "--model",
                  str(tmp_path / "nope.pt"), "--skip-bids-validation"])
