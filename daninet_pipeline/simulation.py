@@ -56,13 +56,16 @@ def target_ages_for(sessions: pd.DataFrame, *, target_ages=None, years_ahead=Non
 
 
 def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, diagnosis: str | None = None,
-                     transfer: bool = False, transfer_steps: int | None = None) -> list[dict]:
+                     transfer: bool = False, transfer_steps: int | None = None,
+                     mode: str = "change") -> list[dict]:
     """Simulate the baseline (first session by age) of one subject at ``ages``.
 
     ``sessions``: rows with ``session``, ``age``, ``diagnosis``, ``preproc`` (the
     pre-processed T1w on the template grid). ``diagnosis`` overrides the subject's own
     (counterfactual trajectories). With ``transfer`` a copy of the model is first
-    fine-tuned on the subject's scans up to the baseline (the paper's "T").
+    fine-tuned on the subject's scans up to the baseline (the paper's "T"). ``mode``:
+    ``change`` (the baseline plus the generated change from its own age) or ``direct``
+    (the generator's image), as :meth:`~daninet_pipeline.model.simulate.Simulator.simulate`.
     Returns one dict per age: ``image`` (nibabel), ``age``, ``diagnosis``, ``source``.
     """
     from .model.simulate import Simulator
@@ -79,9 +82,10 @@ def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, d
 
         scans = [{"image": nib.load(base["preproc"]), "age": float(base["age"]), "diagnosis": own_dx or dx}]
         sim = fine_tune(sim, scans, steps=transfer_steps)
-    images = sim.simulate(base["preproc"], float(base["age"]), dx, ages)
+    images = sim.simulate(base["preproc"], float(base["age"]), dx, ages, mode=mode)
     return [{"image": img, "age": float(a), "diagnosis": dx, "source": base["preproc"],
-             "source_age": float(base["age"]), "counterfactual": diagnosis is not None and diagnosis != own_dx}
+             "source_age": float(base["age"]), "counterfactual": diagnosis is not None and diagnosis != own_dx,
+             "mode": mode}
             for img, a in zip(images, ages)]
 
 
@@ -105,6 +109,7 @@ def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, outpu
         "SimulatedDiagnosis": result["diagnosis"],
         "CounterfactualDiagnosis": bool(result["counterfactual"]),
         "TransferLearning": bool(transfer),
+        "SimulationMode": result.get("mode", "direct"),
         "Model": {"File": Path(model_file).name, "SHA256": sha256_of(model_file)},
         "GeneratedBy": {"Name": "daninet_pipeline", "Version": __version__},
     }

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate under this diagnosis instead of the subject's own")
     g.add_argument("--transfer", action="store_true",
                    help="fine-tune the model on the subject's own scans before simulating")
+    g.add_argument("--simulation-mode", choices=["change", "direct"], default="change",
+                   help="change (default): the baseline plus the change the model generates from the "
+                        "baseline's age; direct: the generator's own image (the paper's output)")
     g.add_argument("--native", action="store_true",
                    help="also write simulated images in the subject's native space")
     g.add_argument("--evaluate", action="store_true",

@@ -36,7 +36,7 @@ def run_simulation(opts) -> int:
                                     bids_dir=opts.bids_dir, output_dir=opts.output_dir,
                                     target_ages=opts.target_ages, years_ahead=opts.years_ahead,
                                     diagnosis=opts.diagnosis, transfer=opts.transfer,
-                                    native=opts.native)
+                                    native=opts.native, mode=opts.simulation_mode)
         sub_wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
         wf.add_nodes([sub_wf])
     run_workflow(wf, opts, what="the simulation of some subjects")

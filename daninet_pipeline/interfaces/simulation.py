@@ -26,6 +26,8 @@ class _SimulateInputSpec(BaseInterfaceInputSpec):
     diagnosis = Str(desc="simulate under this diagnosis (counterfactual)")
     transfer = traits.Bool(False, usedefault=True, desc="fine-tune on the subject's scans first")
     native = traits.Bool(False, usedefault=True, desc="also write the images in native space")
+    mode = traits.Enum("change", "direct", usedefault=True,
+                       desc="change: baseline + generated change; direct: the generator's image")
     bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
     output_dir = Directory(mandatory=True, desc="derivatives folder to write into")
 
@@ -51,7 +53,7 @@ class SimulateSubject(SimpleInterface):
                                years_ahead=self.inputs.years_ahead or None)
         diagnosis = self.inputs.diagnosis if isdefined(self.inputs.diagnosis) else None
         results = simulate_subject(self.inputs.model_file, rows, ages, diagnosis=diagnosis,
-                                   transfer=self.inputs.transfer)
+                                   transfer=self.inputs.transfer, mode=self.inputs.mode)
         session = rows["session"].iloc[0] or None
         written = write_simulations(results, output_dir=self.inputs.output_dir, subject=self.inputs.subject,
                                     session=session, model_file=self.inputs.model_file,

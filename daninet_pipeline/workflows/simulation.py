@@ -12,7 +12,7 @@ from ..interfaces.simulation import SimulateSubject
 
 def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target_ages=None,
                        years_ahead=None, diagnosis: str | None = None, transfer: bool = False,
-                       native: bool = False, name: str | None = None) -> Workflow:
+                       native: bool = False, mode: str = "change", name: str | None = None) -> Workflow:
     """Simulate one subject's baseline scan at other ages (and diagnoses).
 
     Workflow Graph
@@ -33,6 +33,8 @@ def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target
     diagnosis : counterfactual diagnosis (default: the subject's own)
     transfer : fine-tune a copy of the model on the subject's baseline first
     native : also write each image on the grid of the subject's raw T1w (inverse transform)
+    mode : ``change`` (the baseline plus the generated change from its own age) or
+        ``direct`` (the generator's image, the paper's output); see ``Simulator.simulate``
 
     Inputs
     ------
@@ -51,7 +53,8 @@ def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target
     inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["simulated"]), name="outputnode")
     simulate = pe.Node(SimulateSubject(subject=subject, model_file=str(model_file), bids_dir=str(bids_dir),
-                                       output_dir=str(output_dir), transfer=transfer, native=native),
+                                       output_dir=str(output_dir), transfer=transfer, native=native,
+                                       mode=mode),
                        name="simulate", mem_gb=2.0)
     if target_ages:
         simulate.inputs.target_ages = [float(a) for a in target_ages]

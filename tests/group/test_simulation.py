@@ -55,7 +55,23 @@ def test_simulated_derivatives_have_names_and_sidecars(trained_group, tmp_path):
         assert side["Synthetic"] is True and side["SimulatedAge"] == pytest.approx(age)
         assert side["Model"]["SHA256"] == sha256_of(model)
         assert side["Sources"][0].startswith("bids:raw:sub-")
+        assert side["SimulationMode"] == "change"
     assert not list(written[0].parent.glob(".tmp-*"))
+
+
+def test_change_mode_keeps_the_baseline_and_direct_mode_is_the_generators_image(trained_group):
+    bids_dir, out, config = trained_group
+    model = model_dir_of(out, config) / "model.pt"
+    table, _ = gather_sessions(bids_dir, out)
+    rows = table[table["subject"] == table["subject"].iloc[0]].sort_values("age")
+    base = np.asarray(nib.load(rows["preproc"].iloc[0]).dataobj, np.float32)
+    own_age = [float(rows["age"].iloc[0])]
+    change = np.asarray(simulate_subject(model, rows, own_age, mode="change")[0]["image"].dataobj)
+    direct = simulate_subject(model, rows, own_age, mode="direct")[0]
+    assert direct["mode"] == "direct"
+    # at the baseline's own age the generated change is zero: the baseline comes back
+    np.testing.assert_allclose(change, base, atol=1e-4)
+    assert np.abs(np.asarray(direct["image"].dataobj) - base).max() > 0.05
 
 
 def test_counterfactual_diagnosis_and_transfer(trained_group):
