@@ -80,3 +80,14 @@ def test_logname_falls_back_to_the_uid_without_a_passwd_entry(monkeypatch):
     monkeypatch.setattr(getpass, "getuser", no_user)
     run._ensure_logname()
     assert os.environ["LOGNAME"] == str(os.getuid())
+
+
+def test_nipype_lines_are_logged_once(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import logging; from daninet_pipeline.cli.run import _setup_logging; _setup_logging(0); "
+            "import nipype.pipeline.engine; "  # as a run does, after setting up logging
+            "logging.getLogger('nipype.workflow').info('hello from nipype')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (out.stdout + out.stderr).count("hello from nipype") == 1

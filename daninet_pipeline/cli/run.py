@@ -17,6 +17,11 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
                         datefmt="%H:%M:%S")
+    # Nipype puts its own stdout handler on the "nipype" logger at import, which also
+    # propagates to the root handler: every Nipype line came out twice. Keep the root's.
+    import nipype  # noqa: F401
+
+    logging.getLogger("nipype").handlers.clear()
 
 
 def _ensure_logname() -> None:
