@@ -12,7 +12,7 @@ from .execution import run_workflow
 LOG = logging.getLogger("daninet")
 
 
-def run_group(opts, selected=None) -> int:
+def run_group(opts, selected) -> int:
     """Build and run :func:`~daninet_pipeline.workflows.group.init_group_wf` from CLI options.
 
     ``selected``: the sessions table of the CLI's selection; subjects of it without
@@ -54,12 +54,8 @@ def run_group(opts, selected=None) -> int:
 
 def _preprocess_missing(opts, selected, missing: list[str]) -> None:
     """Run the participant level for the subjects in ``missing``; raise if any session fails."""
-    from ..bids import load_sessions
     from .participant import run_participant
 
-    if selected is None:
-        selected = load_sessions(opts.bids_dir, participant_label=opts.participant_label,
-                                 database_dir=opts.bids_database_dir)
     todo = selected[selected["subject"].isin(missing)]
     LOG.info("group level: %d subject(s) lack participant-level derivatives (sub-%s): running the "
              "participant level for them first", len(missing), ", sub-".join(missing))

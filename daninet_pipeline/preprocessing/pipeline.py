@@ -8,7 +8,6 @@ each step.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nibabel as nib
@@ -34,6 +33,7 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
                    n_threads: int = 1) -> PreprocResult:
     """Reorient, N4 (head mask), brain mask, affine to the template, N4 again inside the
     brain mask, normalise, resample."""
+    from ..allocator import keep_freed_memory
     from ..data.resources import DEFAULT_TEMPLATE, load_template, load_template_mask
     from .bias import n4_bias_correction
     from .brain_extraction import extract_brain
@@ -42,8 +42,6 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     from .registration import affine_registration
     from .reorient import reorient_like, reorient_to_ras
     from .resampling import resample_to_template
-
-    from ..allocator import keep_freed_memory
 
     keep_freed_memory()
     template = template or DEFAULT_TEMPLATE
@@ -76,11 +74,8 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     tick("n4_brain")
     normalised = normalize_intensity(corrected, mask)
     tick("normalisation")
-    # the two resamplings are independent (scipy releases the GIL): one thread each
-    with ThreadPoolExecutor(max_workers=max(1, min(2, n_threads))) as pool:
-        preproc = pool.submit(resample_to_template, normalised, xfm, tpl, order=1)
-        mask_std = pool.submit(resample_to_template, mask, xfm, tpl, order=0, dtype=np.uint8)
-        preproc, mask_std = preproc.result(), mask_std.result()
+    preproc = resample_to_template(normalised, xfm, tpl, order=1)
+    mask_std = resample_to_template(mask, xfm, tpl, order=0, dtype=np.uint8)
     tick("resampling")
     return PreprocResult(ras, corrected, bias, reorient_like(mask, img), xfm, preproc,
                          mask_std, timings)
