@@ -63,7 +63,7 @@ def bench_train(width: int, batch: int, size: int, steps: int, precision: str = 
     from torch.utils.flop_counter import FlopCounterMode
 
     from daninet_pipeline.model.config import TrainConfig, WeightSchedule
-    from daninet_pipeline.model.train import DaniNetModel
+    from daninet_pipeline.model.daninet import DaniNetModel
 
     # L_vox on, L_reg off (its cost is two small einsums; it needs a store's atlas masks)
     cfg = TrainConfig(image_size=size, width=width, batch_size=batch, z_dim=200 if width >= 64 else 64,
@@ -90,7 +90,7 @@ def bench_train(width: int, batch: int, size: int, steps: int, precision: str = 
 def bench_simulate(model_path: str | None, shape, width: int, size: int, repeats: int = 2) -> dict:
     from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.model.simulate import Simulator
-    from daninet_pipeline.model.train import DaniNetModel
+    from daninet_pipeline.model.daninet import DaniNetModel
 
     if model_path:
         sim = Simulator.load(model_path)
@@ -124,7 +124,7 @@ def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: 
     from daninet_pipeline.data.resources import load_template
     from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.model.data import SliceStore
-    from daninet_pipeline.model.train import SliceSource, sample_rows
+    from daninet_pipeline.model.data import SliceSource, sample_rows
 
     t1 = load_template()
     base = np.asarray(t1.dataobj, dtype=np.float32)

@@ -191,7 +191,7 @@ def evaluate_trained_models(bids_dir, output_dir, *, names=None, database_dir=No
 def write_model_card(model_file, split: pd.DataFrame, config_name: str, out_path,
                      evaluation_md=None) -> Path:
     """A Markdown model card: data, configuration, steps, final losses, validation scores."""
-    from .model.train import load_model_file
+    from .model.modelfile import load_model_file
 
     state = load_model_file(model_file)
     cfg = state.get("config", {})
@@ -219,10 +219,12 @@ def write_model_card(model_file, split: pd.DataFrame, config_name: str, out_path
     ]
     for k, v in (training.get("final_losses") or {}).items():
         lines.append(f"| {k} | {v:.5g} |")
-    if training.get("svr_cv_mae"):
-        lines += ["", "## Regional SVRs (cross-validated MAE of the intensity ratio)", "",
-                  "| region | CV MAE |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in training["svr_cv_mae"].items()]
+    if training.get("regional_cv_error"):
+        lines += ["", f"## Regional model ({training.get('regional_model')}): cross-validated error", "",
+                  "Mean absolute error of each region's predicted intensity ratio on held-out training "
+                  "subjects (grouped K-fold), per slice as L_reg measures it.", "",
+                  "| region | CV MAE of the ratio |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in training["regional_cv_error"].items()]
     if evaluation_md is not None and Path(evaluation_md).is_file():
         lines += ["", Path(evaluation_md).read_text().replace("# Evaluation", "## Evaluation")]
     lines += ["", "## Configuration", "", "```json", json.dumps(cfg, indent=1), "```", ""]

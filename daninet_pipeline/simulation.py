@@ -18,6 +18,7 @@ import pandas as pd
 from . import __version__
 from .data.resources import DEFAULT_TEMPLATE
 from .errors import DaniNetError
+from .model.config import DEFAULT_SIMULATION_MODE
 
 LOG = logging.getLogger("daninet.simulation")
 
@@ -57,36 +58,68 @@ def target_ages_for(sessions: pd.DataFrame, *, target_ages=None, years_ahead=Non
 
 def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, diagnosis: str | None = None,
                      transfer: bool = False, transfer_steps: int | None = None,
-                     mode: str = "change") -> list[dict]:
-    """Simulate the baseline (first session by age) of one subject at ``ages``.
+                     mode: str = DEFAULT_SIMULATION_MODE, start_session: str | None = None) -> list[dict]:
+    """Simulate one subject's starting scan at ``ages``.
 
     ``sessions``: rows with ``session``, ``age``, ``diagnosis``, ``preproc`` (the
-    pre-processed T1w on the template grid). ``diagnosis`` overrides the subject's own
-    (counterfactual trajectories). With ``transfer`` a copy of the model is first
-    fine-tuned on the subject's scans up to the baseline (the paper's "T"). ``mode``:
-    ``change`` (the baseline plus the generated change from its own age) or ``direct``
-    (the generator's image), as :meth:`~daninet_pipeline.model.simulate.Simulator.simulate`.
-    Returns one dict per age: ``image`` (nibabel), ``age``, ``diagnosis``, ``source``.
+    pre-processed T1w on the template grid). The starting scan is ``start_session``
+    (default: the first session by age, the baseline). ``diagnosis`` overrides the
+    subject's own (counterfactual trajectories). With ``transfer`` a copy of the model
+    is first fine-tuned on the subject's scans up to the starting one, never a later one
+    (the paper's "T", :func:`~daninet_pipeline.model.transfer.transfer`). ``mode``:
+    ``change`` (the scan plus the generated change from its own age) or ``direct`` (the
+    generator's image), as :meth:`~daninet_pipeline.model.simulate.Simulator.simulate`.
+    The data must be like the model's training data (grid, template, normalisation,
+    pre-processing), else :class:`DaniNetError`; ages outside the model's age groups are
+    said in one warning and simulated at the nearest group.
+
+    Returns one dict per age: ``image`` (nibabel), ``age``, ``diagnosis``, ``source``,
+    ``source_age``, ``model_age``/``model_source_age`` (the ages the model used),
+    ``age_groups``/``age_weights`` (the age groups mixed for ``age``), ``mode``.
     """
+    from .bids.derivatives import preproc_provenance
     from .model.simulate import Simulator
 
     rows = sessions.sort_values("age").reset_index(drop=True)
-    base = rows.iloc[0]
+    if start_session is None:
+        base = rows.iloc[0]
+    else:
+        match = rows[rows["session"] == start_session]
+        if match.empty:
+            raise DaniNetError(f"no session {start_session!r} to start the simulation from")
+        base = match.iloc[0]
     own_dx = next((d for d in rows["diagnosis"] if isinstance(d, str) and d), None)
     dx = diagnosis or own_dx
     if dx is None:
         raise DaniNetError("the subject has no diagnosis in any session: give --diagnosis")
     sim = Simulator.load(model_file)
+    base_img = nib.load(base["preproc"])
+    sim.check_data(base_img, preproc_provenance(base["preproc"]), name=Path(base["preproc"]).name)
+    start_age = float(base["age"])
+    outside = [a for a in [start_age, *ages] if sim.age_use(a)["outside"]]
+    if outside:
+        lo, hi = sim.age_span
+        LOG.warning("%s: age%s %s outside the model's age groups (%.1f-%.1f years): simulated at the nearest "
+                    "group (the sidecar records the age used)", Path(base["preproc"]).name,
+                    "s" if len(outside) > 1 else "", ", ".join(f"{a:.1f}" for a in outside), lo, hi)
     if transfer:
+        from .model.transfer import scans_up_to
         from .model.transfer import transfer as fine_tune
 
-        scans = [{"image": nib.load(base["preproc"]), "age": float(base["age"]), "diagnosis": own_dx or dx}]
+        scans = [{"image": nib.load(r["preproc"]), "age": float(r["age"]),
+                  "diagnosis": r["diagnosis"] if isinstance(r["diagnosis"], str) and r["diagnosis"] else dx}
+                 for r in scans_up_to(rows, start_age).to_dict("records")]
         sim = fine_tune(sim, scans, steps=transfer_steps)
-    images = sim.simulate(base["preproc"], float(base["age"]), dx, ages, mode=mode)
-    return [{"image": img, "age": float(a), "diagnosis": dx, "source": base["preproc"],
-             "source_age": float(base["age"]), "counterfactual": diagnosis is not None and diagnosis != own_dx,
-             "mode": mode}
-            for img, a in zip(images, ages)]
+    images = sim.simulate(base_img, start_age, dx, ages, mode=mode)
+    results = []
+    for img, a in zip(images, ages):
+        use = sim.age_use(a)
+        results.append({"image": img, "age": float(a), "diagnosis": dx, "source": base["preproc"],
+                        "source_age": start_age, "counterfactual": diagnosis is not None and diagnosis != own_dx,
+                        "mode": mode, "model_age": use["model_age"],
+                        "model_source_age": sim.age_use(start_age)["model_age"], "age_groups": use["age_groups"],
+                        "age_weights": use["weights"]})
+    return results
 
 
 def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, output_dir, *,
@@ -109,7 +142,10 @@ def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, outpu
         "SimulatedDiagnosis": result["diagnosis"],
         "CounterfactualDiagnosis": bool(result["counterfactual"]),
         "TransferLearning": bool(transfer),
-        "SimulationMode": result.get("mode", "direct"),
+        "SimulationMode": result["mode"],
+        "ModelAge": round(result["model_age"], 2),
+        "ModelSourceAge": round(result["model_source_age"], 2),
+        "ModelAgeGroups": {"Groups": result["age_groups"], "Weights": [round(w, 4) for w in result["age_weights"]]},
         "Model": {"File": Path(model_file).name, "SHA256": sha256_of(model_file)},
         "GeneratedBy": {"Name": "daninet_pipeline", "Version": __version__},
     }

@@ -1,7 +1,9 @@
-"""Keeping the derivatives folder valid for the BIDS validator."""
+"""Keeping the derivatives folder valid for the BIDS validator; reading what made a derivative."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 #: Files the derivatives folder holds that BIDS 1.10 has no rule for: transforms (BEP014),
@@ -20,3 +22,40 @@ def ensure_bidsignore(output_dir, patterns=BIDSIGNORE) -> Path:
     if missing:
         path.write_text("\n".join(lines + missing) + "\n")
     return path
+
+
+def preproc_provenance(preproc) -> dict:
+    """What made a pre-processed T1w (from its name and JSON sidecar): ``template`` (the
+    ``space-`` entity), ``intensity_normalization``, ``preprocessing_backend`` and
+    ``preprocessing_version`` (None where the sidecar lacks them). A model records its
+    training data's and refuses other data (``Simulator.check_data``)."""
+    path = Path(preproc)
+    space = re.search(r"_space-([A-Za-z0-9]+)_", path.name)
+    side = path.with_name(re.sub(r"\.nii(\.gz)?$", ".json", path.name))
+    meta = {}
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            meta = {}
+    return {"template": space.group(1) if space else None,
+            "intensity_normalization": meta.get("IntensityNormalization"),
+            "preprocessing_backend": meta.get("PreprocessingBackend"),
+            "preprocessing_version": meta.get("PreprocessingVersion")}
+
+
+def common_provenance(paths) -> dict:
+    """The provenance (:func:`preproc_provenance`) shared by pre-processed T1w ``paths``;
+    :class:`~daninet_pipeline.errors.BIDSInputError` naming two that differ."""
+    from ..errors import BIDSInputError
+
+    first, out = None, None
+    for path in paths:
+        prov = preproc_provenance(path)
+        if out is None:
+            first, out = path, prov
+        elif prov != out:
+            diff = sorted(k for k in prov if prov[k] != out[k])
+            raise BIDSInputError(f"{Path(path).name} and {Path(first).name} were pre-processed differently "
+                                 f"({', '.join(diff)}): re-run the participant level on both")
+    return out or {}

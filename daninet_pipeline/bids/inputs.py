@@ -19,18 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..diagnoses import DATASET_LABELS, DIAGNOSES
 from ..errors import BIDSInputError
 
 LOG = logging.getLogger("daninet.bids")
 
-#: The model's diagnosis labels, in order of severity.
-DIAGNOSES = ("CN", "MCI", "AD")
 #: How the labels found in datasets fold into :data:`DIAGNOSES` (ADNI's six into three).
-DEFAULT_DIAGNOSIS_MAP = {
-    "CN": "CN", "SMC": "CN", "NL": "CN",
-    "MCI": "MCI", "EMCI": "MCI", "LMCI": "MCI",
-    "AD": "AD", "DEMENTIA": "AD",
-}
+DEFAULT_DIAGNOSIS_MAP = DATASET_LABELS
 _MISSING = {"", "n/a", "na", "nan", "none"}
 _T1W_QUERY = {"datatype": "anat", "suffix": "T1w", "extension": [".nii", ".nii.gz"]}
 COLUMNS = ["subject", "session", "t1w", "age", "diagnosis", "diagnosis_raw"]

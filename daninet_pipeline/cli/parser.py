@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from ..model.config import DEFAULT_SIMULATION_MODE, SIMULATION_MODES
 
 NIPYPE_PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF")
 
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate under this diagnosis instead of the subject's own")
     g.add_argument("--transfer", action="store_true",
                    help="fine-tune the model on the subject's own scans before simulating")
-    g.add_argument("--simulation-mode", choices=["change", "direct"], default="change",
+    g.add_argument("--simulation-mode", choices=SIMULATION_MODES, default=DEFAULT_SIMULATION_MODE,
                    help="change (default): the baseline plus the change the model generates from the "
                         "baseline's age; direct: the generator's own image (the paper's output)")
     g.add_argument("--native", action="store_true",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..diagnoses import DIAGNOSES
 from . import anatomy
 from .resources import DEFAULT_TEMPLATE, load_atlas, load_template, load_template_mask
 
@@ -37,7 +38,6 @@ LOG = logging.getLogger("daninet.demo_data")
 
 #: Visit schedule of ADNI, in months after the baseline.
 VISIT_MONTHS = (0, 6, 12, 24, 36, 48, 60, 72)
-DIAGNOSES = ("CN", "MCI", "AD")
 #: Conversion hazards (per year): CN -> MCI and MCI -> AD. Never back.
 CONVERSION_HAZARD = {"CN": 0.06, "MCI": 0.18}
 TEMPLATE = DEFAULT_TEMPLATE

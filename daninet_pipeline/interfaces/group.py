@@ -106,6 +106,7 @@ class BuildSliceStore(SimpleInterface):
     output_spec = _StoreOutputSpec
 
     def _run_interface(self, runtime):
+        from ..bids.derivatives import common_provenance
         from ..group import training_records
         from ..model.config import TrainConfig
         from ..model.data import SliceStore
@@ -115,7 +116,8 @@ class BuildSliceStore(SimpleInterface):
         records = training_records(sessions, _read_tsv(self.inputs.split_tsv))
         root = Path(runtime.cwd) / "slice_store"
         SliceStore.build(root, records, image_size=cfg.image_size, axis=cfg.slice_axis,
-                         intensity_max=cfg.intensity_max, progress=True)
+                         brain_fraction=cfg.brain_fraction, intensity_max=cfg.intensity_max,
+                         provenance=common_provenance(r["image"] for r in records), progress=True)
         self._results["store_dir"] = str(root)
         return runtime
 

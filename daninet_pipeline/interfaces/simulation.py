@@ -15,6 +15,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ..model.config import SIMULATION_MODES
+
 
 class _SimulateInputSpec(BaseInterfaceInputSpec):
     model_file = File(exists=True, mandatory=True, desc="trained DaniNet model file")
@@ -26,7 +28,7 @@ class _SimulateInputSpec(BaseInterfaceInputSpec):
     diagnosis = Str(desc="simulate under this diagnosis (counterfactual)")
     transfer = traits.Bool(False, usedefault=True, desc="fine-tune on the subject's scans first")
     native = traits.Bool(False, usedefault=True, desc="also write the images in native space")
-    mode = traits.Enum("change", "direct", usedefault=True,
+    mode = traits.Enum(*SIMULATION_MODES, usedefault=True,
                        desc="change: baseline + generated change; direct: the generator's image")
     bids_dir = Directory(exists=True, mandatory=True, desc="input BIDS dataset")
     output_dir = Directory(mandatory=True, desc="derivatives folder to write into")

@@ -25,10 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..diagnoses import DIAGNOSES, FOLDING
 from ..errors import DaniNetError
 
 #: Preset names shipped with the package (``data/presets/<name>.json``).
 PRESETS = ("base", "P", "C", "T", "full", "full-residual", "demo")
+
+#: The simulation mode of the CLI, the Nipype interface and ``Simulator.simulate``: the
+#: scan plus the change the model generates from its own age (``direct``: the
+#: generator's own image, the paper's output).
+DEFAULT_SIMULATION_MODE = "change"
+SIMULATION_MODES = ("change", "direct")
 
 #: Loss terms that carry a weight and a schedule, in the order of the TSV log.
 LOSS_TERMS = ("def", "vox", "reg", "adv_z", "adv_b", "tv")
@@ -131,7 +138,9 @@ class TrainConfig:
         slice's brain area are not used for training.
     intensity_max:
         intensities of the (normalised) volumes are clipped to ``[0, intensity_max]``
-        and mapped to the network range ``[-1, 1]``.
+        and mapped to the network range ``[-1, 1]``. The participant level scales the
+        99th percentile inside the brain to 1 and clips at 1.5, the default here, so
+        the whole normalised range is kept (real follow-ups reach ~1.5).
     z_dim:
         length of the latent ``z`` (the authors: 200).
     width:
@@ -157,8 +166,16 @@ class TrainConfig:
         the atlas (``daninet_pipeline.data.resources.load_atlas``) the regions come from.
     reg_eps:
         the ``eps`` of L_reg (paper: 0.1).
+    regional_model:
+        the regional progression model that gives L_reg its targets
+        (:mod:`daninet_pipeline.model.regional`): ``"rates"`` (a per-year rate per
+        region, diagnosis and age bin; predictions compose across spans) or ``"svr"``
+        (the paper's RBF SVRs on the age groups; far pairs revert to the mean).
+    regional_smoothness:
+        penalty of the ``rates`` model on a rate's change between neighbouring age bins
+        and on each diagnosis' departure from the pooled rate (relative to the data).
     svr_C, svr_epsilon:
-        hyper-parameters of the regional scikit-learn ``SVR``s (RBF kernel).
+        hyper-parameters of the ``svr`` regional model (scikit-learn ``SVR``, RBF).
 
     Optimisation
     ------------
@@ -184,14 +201,14 @@ class TrainConfig:
     age_max: float = 88.0
     n_bins: int = 10
     bin_edges_override: tuple[float, ...] | None = None
-    diagnoses: tuple[str, ...] = ("CN", "MCI", "AD")
-    diagnosis_folding: tuple[tuple[str, str], ...] = (("SMC", "CN"), ("EMCI", "MCI"), ("LMCI", "MCI"))
+    diagnoses: tuple[str, ...] = DIAGNOSES
+    diagnosis_folding: tuple[tuple[str, str], ...] = FOLDING
     condition_diagnosis: bool = True
     # images and networks
     image_size: int = 128
     slice_axis: int = 2
     brain_fraction: float = 0.1
-    intensity_max: float = 1.0
+    intensity_max: float = 1.5
     z_dim: int = 200
     width: int = 64
     kernel_size: int = 4
@@ -207,6 +224,8 @@ class TrainConfig:
     regions: tuple[str, ...] = _DEFAULT_REGIONS
     atlas: str = "neuromorphometrics"
     reg_eps: float = 0.1
+    regional_model: str = "rates"
+    regional_smoothness: float = 1.0
     svr_C: float = 1.0
     svr_epsilon: float = 0.005
     # optimisation
@@ -238,6 +257,10 @@ class TrainConfig:
         for name in ("z_dim", "width", "batch_size", "kernel_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive")
+        if self.regional_model not in ("rates", "svr"):
+            raise ConfigError(f"regional_model must be rates or svr (got {self.regional_model!r})")
+        if self.intensity_max <= 0 or self.regional_smoothness < 0:
+            raise ConfigError("intensity_max must be positive and regional_smoothness >= 0")
         if self.steps < 0 or self.transfer_steps < 0:
             raise ConfigError("steps and transfer_steps must be >= 0")
 

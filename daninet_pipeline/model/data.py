@@ -1,5 +1,5 @@
 """Training data: axial slices of template-grid volumes in an on-disk, memory-mapped
-slice store.
+slice store, and the batches a training step reads from it.
 
 :func:`extract_slices` cuts a 3D volume (on the template grid) into square
 ``image_size x image_size`` slices (zero-padded to a square, then resampled);
@@ -15,6 +15,12 @@ Store layout (a directory)::
     slices.npy     (n_volumes * n_slices, S, S) float16, intensities in [0, 1]
     index.tsv      one row per slice: row, volume, subject, session, age, diagnosis,
                    slice, position
+
+Intensities: a pre-processed volume (99th percentile in the brain = 1, clipped to
+``[0, 1.5]``) is divided by ``intensity_max`` into ``[0, 1]`` (the store's scale) and
+mapped to ``[-1, 1]`` for the networks; :func:`volume_slices` and
+:func:`slice_positions` are the one place where this and the slice position are
+computed (store, transfer and simulator use them).
 """
 
 from __future__ import annotations
@@ -91,6 +97,28 @@ def assemble_volume(slices, shape, *, axis: int = 2, indices=None, base=None) ->
     idx = np.arange(out.shape[0]) if indices is None else np.asarray(indices, dtype=int)
     out[idx] = slices.numpy()
     return np.moveaxis(out, 0, axis)
+
+
+def slice_positions(indices, depth: int) -> np.ndarray:
+    """Position of each slice index along an axis of ``depth`` slices, in ``[0, 1]``."""
+    return (np.asarray(indices, dtype=np.float64) / max(depth - 1, 1)).astype(np.float32)
+
+
+def volume_slices(volume, image_size: int, *, axis: int, indices, intensity_max: float) -> np.ndarray:
+    """The slices ``indices`` of a pre-processed volume on the store's scale: intensities
+    clipped to ``[0, intensity_max]`` and divided by it, ``(n, S, S)`` float32 in [0, 1]."""
+    vol = np.clip(np.asarray(volume, dtype=np.float32), 0, intensity_max) / intensity_max
+    return np.clip(extract_slices(vol, image_size, axis=axis, indices=indices), 0, 1)
+
+
+def to_network_range(x):
+    """Store scale ``[0, 1]`` -> network range ``[-1, 1]``."""
+    return x * 2 - 1
+
+
+def from_network_range(x):
+    """Network range ``[-1, 1]`` -> store scale ``[0, 1]``."""
+    return (x + 1) / 2
 
 
 def brain_slice_indices(volume, *, axis: int = 2, fraction: float = 0.1) -> np.ndarray:
@@ -174,8 +202,8 @@ class SliceStore:
 
     @classmethod
     def build(cls, root, records: Sequence[dict], *, image_size: int = 128, axis: int = 2,
-              slice_indices=None, brain_fraction: float = 0.1, intensity_max: float = 1.0,
-              progress: bool = False) -> SliceStore:
+              slice_indices=None, brain_fraction: float = 0.1, intensity_max: float = 1.5,
+              provenance: dict | None = None, progress: bool = False) -> SliceStore:
         """Write a store from volumes on one template grid.
 
         ``records``: one dict per volume with ``image`` (a NIfTI path, a nibabel image or
@@ -183,6 +211,9 @@ class SliceStore:
         are ``slice_indices`` or, by default, those of the first volume with at least
         ``brain_fraction`` of its largest brain area (:func:`brain_slice_indices`).
         Intensities are clipped to ``[0, intensity_max]`` and divided by it.
+        ``provenance``: what made the volumes (template, intensity normalisation,
+        pre-processing version), kept in ``meta.json`` and in the model file, so that a
+        model is not applied to data pre-processed otherwise.
         """
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -218,13 +249,12 @@ class SliceStore:
             if affine is not None and aff is not None and not np.allclose(aff, affine, atol=1e-3):
                 raise ImageError(f"volume {v} ({rec.get('subject')}, {rec.get('session')}) is not on the "
                                  "store's grid (affine differs)")
-            sl = extract_slices(np.clip(vol, 0, intensity_max) / intensity_max, image_size, axis=axis,
-                                indices=slice_indices)
+            sl = volume_slices(vol, image_size, axis=axis, indices=slice_indices, intensity_max=intensity_max)
             fh.seek(offset + v * n_sl * image_size * image_size * 2)
-            fh.write(np.ascontiguousarray(np.clip(sl, 0, 1), dtype=np.float16).tobytes())
-            for k, s in enumerate(slice_indices):
+            fh.write(np.ascontiguousarray(sl, dtype=np.float16).tobytes())
+            for k, (s, pos) in enumerate(zip(slice_indices, slice_positions(slice_indices, depth))):
                 rows.append((v * n_sl + k, v, str(rec["subject"]), str(rec["session"]), float(rec["age"]),
-                             str(rec["diagnosis"]), int(s), s / max(depth - 1, 1)))
+                             str(rec["diagnosis"]), int(s), float(pos)))
         fh.close()
         index = pd.DataFrame(rows, columns=["row", "volume", "subject", "session", "age", "diagnosis", "slice",
                                             "position"])
@@ -237,6 +267,7 @@ class SliceStore:
             "volume_shape": [int(s) for s in shape],
             "affine": None if affine is None else np.asarray(affine).tolist(),
             "intensity_max": float(intensity_max),
+            "provenance": dict(provenance or {}),
             "n_volumes": len(records),
             "build_seconds": time.perf_counter() - t0,
         }
@@ -244,3 +275,80 @@ class SliceStore:
         LOGGER.info("slice store %s: %d volumes, %d slices in %.1f s", root, len(records), total,
                     meta["build_seconds"])
         return cls(root)
+
+
+# --------------------------------------------------------------------------------------
+# batches of a training step: every random choice is a function of (seed, step)
+# --------------------------------------------------------------------------------------
+def sample_rows(n_rows: int, batch: int, seed: int, step: int) -> np.ndarray:
+    """Rows of the global batch of ``step``: uniform with replacement, a pure function
+    of ``(seed, step)``."""
+    return np.random.default_rng([seed, step]).integers(0, n_rows, size=batch)
+
+
+def prior_noise(batch: int, z_dim: int, seed: int, step: int) -> torch.Tensor:
+    """Samples ``z* ~ U[-1, 1]`` ``(batch, z_dim)`` of the global batch of ``step`` (CPU)."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step) + 7)
+    return torch.rand(batch, z_dim, generator=g) * 2 - 1
+
+
+def wrong_age_offsets(batch: int, n_groups: int, seed: int, step: int) -> np.ndarray:
+    """Offsets in ``1 .. A-1``: ``(a + offset) % A`` is an age group other than ``a``, the
+    wrong condition D_b sees a real slice with."""
+    return np.random.default_rng([seed, step, 2]).integers(1, max(n_groups, 2), size=batch)
+
+
+class SliceSource:
+    """Slices plus the per-row labels a training step needs.
+
+    ``read(rows)`` returns float32 slices ``(n, S, S)`` on the store's scale [0, 1];
+    ``ages``, ``diagnoses`` (labels) and ``positions`` are per row; ``slice_k`` is each
+    row's index into the store's slice list (for the region masks).
+    """
+
+    def __init__(self, read, ages, diagnoses, positions, slice_k, cfg):
+        self.read = read
+        self.n = len(ages)
+        self.n_groups = cfg.n_groups
+        ages = np.asarray(ages, dtype=float)
+        self.group = cfg.age_group(ages)
+        self.lo, self.hi, self.alpha = cfg.age_interpolation(ages)
+        labels = {lab: cfg.diagnosis_index(lab) for lab in dict.fromkeys(diagnoses)}
+        self.dx = np.array([labels[d] for d in diagnoses], dtype=np.int64)
+        self.pos = np.asarray(positions, dtype=np.float32)
+        self.slice_k = np.asarray(slice_k, dtype=np.int64)
+
+    @classmethod
+    def from_store(cls, store: SliceStore, cfg) -> SliceSource:
+        idx = store.index
+        n_sl = len(store.slice_indices)
+        return cls(store.read, idx["age"].to_numpy(), idx["diagnosis"].tolist(), idx["position"].to_numpy(),
+                   idx["row"].to_numpy() % n_sl, cfg)
+
+    @classmethod
+    def from_arrays(cls, slices: np.ndarray, ages, diagnoses, positions, slice_k, cfg) -> SliceSource:
+        arr = np.asarray(slices, dtype=np.float32)
+        return cls(lambda rows: arr[np.asarray(rows)], ages, diagnoses, positions, slice_k, cfg)
+
+    def batch(self, rows, wrong_offsets=None) -> dict:
+        """The tensors of ``rows`` (CPU): ``x`` ``(B, 1, S, S)`` in [-1, 1]; ``a`` (age
+        group), ``lo``/``hi``/``alpha`` (L_def's two groups), ``d``, ``pos``,
+        ``slice_k``, and ``a_wrong`` (another age group, from ``wrong_offsets``)."""
+        rows = np.asarray(rows)
+        x = to_network_range(torch.from_numpy(self.read(rows)).unsqueeze(1))
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a[rows]))  # noqa: E731
+        out = {"x": x, "a": t(self.group), "lo": t(self.lo), "hi": t(self.hi), "alpha": t(self.alpha),
+               "d": t(self.dx), "pos": t(self.pos), "slice_k": t(self.slice_k)}
+        if wrong_offsets is not None:
+            out["a_wrong"] = (out["a"] + torch.as_tensor(np.asarray(wrong_offsets), dtype=torch.long)) % self.n_groups
+        return out
+
+    def step_batch(self, step: int, batch_size: int, seed: int, z_dim: int, *, rank: int = 0,
+                   world: int = 1) -> tuple[dict, torch.Tensor]:
+        """This process's share of the global batch of ``step`` and its prior samples:
+        a pure function of ``(seed, step, rank, world)``."""
+        B = batch_size
+        share = slice(rank * B, (rank + 1) * B)
+        rows = sample_rows(self.n, B * world, seed, step)[share]
+        offsets = wrong_age_offsets(B * world, self.n_groups, seed, step)[share]
+        return self.batch(rows, offsets), prior_noise(B * world, z_dim, seed, step)[share]

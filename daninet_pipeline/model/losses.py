@@ -97,72 +97,72 @@ def voxel_loss(seq, a):
     return (F.relu(diff).sum(dim=1) + steps).mean() / (A - 1)
 
 
-def region_sums(seq, region_masks):
-    """``S[b, p, i] = sum(g_p * r_i)`` for a sequence ``(B, A, H, W)`` and masks
-    ``(R, H, W)`` or ``(B, R, H, W)``."""
-    m = region_masks.to(seq.dtype)
-    if m.dim() == 3:
-        return torch.einsum("bphw,rhw->bpr", seq, m)
-    return torch.einsum("bphw,brhw->bpr", seq, m)
+def regional_loss(seq, a, d, region_masks, target_ratios, eps=0.1):
+    r"""L_reg, the region-level term, with a **squared** difference, weighted by each
+    region's area in the slice.
 
+    .. math:: L_{reg} = \frac{\sum_{b,i} w_{bi} \big[ \sum_{p<a} \big(T_i(p,a,d) -
+              \frac{\sum g_a r_i + \epsilon}{\sum g_p r_i + \epsilon}\big)^2
+              + \sum_{p>a} \big(T_i(a,p,d) - \frac{\sum g_p r_i + \epsilon}{\sum g_a r_i + \epsilon}\big)^2 \big]}
+              {(A-1) \sum_{b,i} w_{bi}}
 
-def regional_loss(seq, a, d, region_masks, svr_ratios, eps=0.1):
-    r"""L_reg, the region-level term, with a **squared** difference.
-
-    .. math:: L_{reg} = \frac{1}{R (A-1)} \sum_i \Big[ \sum_{p<a} \Big(SVR_i(p,a,d) -
-              \frac{\sum g_a r_i + \epsilon}{\sum g_p r_i + \epsilon}\Big)^2
-              + \sum_{p>a} \Big(SVR_i(p,a,d) - \frac{\sum g_p r_i + \epsilon}{\sum g_a r_i + \epsilon}\Big)^2 \Big]
-
-    averaged over the batch. The paper's terms are signed (they could cancel or be
-    minimised by moving away from the target), so each difference is squared here.
-    ``SVR_i(p, a, d)`` predicts the ratio of later over earlier regional intensity
-    between groups ``min(p, a)`` and ``max(p, a)``; every ratio above is later over
-    earlier too.
+    with ``w_bi`` the area (pixels) of region ``i`` in slice ``b``. The paper's terms are
+    signed (they could cancel or be minimised by moving away from the target), so each
+    difference is squared here; the paper averages regions with equal weight, here a
+    region counts by its area in the slice, and a region absent from a slice
+    (``w = 0``) adds nothing. ``T_i(p, a, d)`` is the regional model's ratio of later
+    over earlier regional intensity between groups ``min(p, a)`` and ``max(p, a)``,
+    measured per slice like the ratios above
+    (:func:`~daninet_pipeline.model.regional.regional_change`).
 
     ``seq`` must hold non-negative intensities (the trainer passes ``(g + 1) / 2``).
-    ``region_masks``: ``(R, H, W)`` or per sample ``(B, R, H, W)``, 0/1. ``svr_ratios``:
-    either the SVRs' lookup table ``(R, A, A, n_diagnoses)`` indexed
-    ``[i, p, a, d]`` (see :meth:`RegionalSVRs.ratio_table`), or per-sample predictions
-    ``(B, R, A)`` (``[b, i, p]``; the entry ``p == a`` is ignored). A region absent
-    from a slice gives the ratio ``eps / eps = 1`` and no gradient.
+    ``region_masks``: ``(R, H, W)`` or per sample ``(B, R, H, W)``, 0/1. ``target_ratios``:
+    either the ratio table ``(R, A, A, n_diagnoses)`` indexed ``[i, p, a, d]`` (see
+    :meth:`RegionalModel.ratio_table`), or per-sample targets ``(B, R, A)``
+    (``[b, i, p]``; the entry ``p == a`` is ignored). 0 when no region is in the batch.
 
     >>> seq = torch.tensor([2.0, 1.0]).reshape(1, 2, 1, 1)
     >>> masks = torch.ones(1, 1, 1)
-    >>> r = torch.tensor([[[0.0, 0.5]]])  # SVR predicts 0.5 going from group 0 to 1
+    >>> r = torch.tensor([[[0.0, 0.5]]])  # the target halves from group 0 to 1
     >>> round(float(regional_loss(seq, torch.tensor([0]), torch.tensor([0]), masks, r, eps=0.0)), 6)
     0.0
     """
     B, A = seq.shape[:2]
     a = a.long().to(seq.device)
     d = d.long().to(seq.device)
-    S = region_sums(seq, region_masks) + eps  # (B, A, R)
+    m = region_masks.to(seq.device, seq.dtype)
+    if m.dim() == 3:
+        m = m.unsqueeze(0).expand(B, -1, -1, -1)
+    area = m.sum(dim=(2, 3))  # (B, R)
+    S = torch.einsum("bphw,brhw->bpr", seq, m) + eps  # (B, A, R)
     S_a = S[torch.arange(B, device=seq.device), a].unsqueeze(1)  # (B, 1, R)
     p = torch.arange(A, device=seq.device)[None, :, None]
     before = p < a[:, None, None]
     ratio = torch.where(before, S_a / S, S / S_a)  # later over earlier, (B, A, R)
-    if svr_ratios.dim() == 4:
-        # table[i, p, a, d] -> (B, A, R)
-        t = svr_ratios.to(seq.device, seq.dtype)
-        target = t[:, :, a, d].permute(2, 1, 0)
+    if target_ratios.dim() == 4:
+        t = target_ratios.to(seq.device, seq.dtype)
+        target = t[:, :, a, d].permute(2, 1, 0)  # table[i, p, a, d] -> (B, A, R)
     else:
-        target = svr_ratios.to(seq.device, seq.dtype).permute(0, 2, 1)
-    keep = (p != a[:, None, None]).to(seq.dtype)
-    R = S.shape[2]
-    return (((target - ratio) ** 2) * keep).sum(dim=(1, 2)).mean() / (R * (A - 1))
+        target = target_ratios.to(seq.device, seq.dtype).permute(0, 2, 1)
+    keep = (p != a[:, None, None]) & (area[:, None, :] > 0)
+    sq = torch.where(keep, (target - ratio) ** 2, torch.zeros_like(ratio))  # absent regions: no NaN, no gradient
+    weighted = (sq * area[:, None, :]).sum()
+    return weighted / ((A - 1) * area.sum()).clamp_min(1)
 
 
 class GANLoss(nn.Module):
-    """Binary cross-entropy on logits against a real or a fake label; the labels are
-    buffers (as pytorch-CycleGAN-and-pix2pix's ``GANLoss``)."""
+    """Binary cross-entropy on logits against a real or a fake label (as
+    pytorch-CycleGAN-and-pix2pix's ``GANLoss``); the label tensor is made like the
+    logits, so it follows their device and dtype."""
 
     def __init__(self, real_label: float = 1.0, fake_label: float = 0.0):
         super().__init__()
-        self.register_buffer("real_label", torch.tensor(real_label))
-        self.register_buffer("fake_label", torch.tensor(fake_label))
+        self.real_label = float(real_label)
+        self.fake_label = float(fake_label)
 
     def forward(self, logits, target_is_real: bool):
-        label = self.real_label if target_is_real else self.fake_label
-        return F.binary_cross_entropy_with_logits(logits.float(), label.expand_as(logits).float())
+        label = torch.full_like(logits, self.real_label if target_is_real else self.fake_label)
+        return F.binary_cross_entropy_with_logits(logits, label)
 
 
 _gan = GANLoss()
@@ -183,16 +183,25 @@ def latent_adversarial_loss(d_prior, d_code, *, discriminator: bool):
     return _gan(d_code, True)
 
 
-def image_adversarial_loss(d_real, d_fake, *, discriminator: bool):
+def image_adversarial_loss(d_real, d_fake, *, discriminator: bool, d_mismatch=None):
     r"""Adversarial loss on images (D_b against G), both conditioned on (a, d).
 
-    .. math:: \min_G \max_{D_b} \; \mathbb{E}_x[\log D_b(x)] + \mathbb{E}_x[\log(1 - D_b(G(E(x), a, d)))]
+    .. math:: \min_G \max_{D_b} \; \mathbb{E}_x[\log D_b(x, c_a)] + \mathbb{E}_{x,p}[\log(1 - D_b(G(E(x), p, d), c_p))]
 
-    ``discriminator=True``: D_b's loss ``-[log D_b(x) + log(1 - D_b(g))]``;
-    ``discriminator=False``: G's non-saturating loss ``-log D_b(g)`` (``d_real`` unused).
+    ``d_fake`` holds D_b's logits on the generated images of every age group ``p``,
+    each with its own condition ``c_p`` (as the authors' code). ``discriminator=True``:
+    D_b's loss ``-[log D_b(x) + log(1 - D_b(g))]``; with ``d_mismatch`` (logits on real
+    slices shown with a wrong age group) the fake part is the mean of the generated and
+    the mismatched terms, ``-[log D_b(x) + (log(1 - D_b(g)) + log(1 - D_b(x, c_wrong))) / 2]``
+    (the matching-aware discriminator of Reed et al. 2016), so D_b must read the
+    condition. ``discriminator=False``: G's non-saturating loss ``-log D_b(g)``
+    (``d_real`` and ``d_mismatch`` unused).
     """
     if discriminator:
-        return _gan(d_real, True) + _gan(d_fake, False)
+        fake = _gan(d_fake, False)
+        if d_mismatch is not None:
+            fake = (fake + _gan(d_mismatch, False)) / 2
+        return _gan(d_real, True) + fake
     return _gan(d_fake, True)
 
 

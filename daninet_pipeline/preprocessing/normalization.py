@@ -5,6 +5,13 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
+#: The participant level's intensity normalisation, as its sidecars state it (a model
+#: records its training data's and refuses data normalised otherwise).
+INTENSITY_NORMALIZATION = "brain 99th percentile = 1, clipped to [0, 1.5]"
+#: Version of what the participant level writes; bumped when a change to pre-processing
+#: changes the derivatives a model is trained on.
+PREPROCESSING_VERSION = "1"
+
 
 def normalize_intensity(img: nib.spatialimages.SpatialImage,
                         mask: nib.spatialimages.SpatialImage, *,

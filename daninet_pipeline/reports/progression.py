@@ -83,8 +83,8 @@ def loss_figure(losses: pd.DataFrame):
 
 
 def write_group_report(model_dir, out_file=None) -> Path:
-    """``model_dir/report.html``: training curves, regional SVR errors, evaluation table."""
-    from ..model.train import load_model_file
+    """``model_dir/report.html``: training curves, the regional model's errors, evaluation table."""
+    from ..model.modelfile import load_model_file
 
     model_dir = Path(model_dir)
     state = load_model_file(model_dir / "model.pt")
@@ -95,10 +95,11 @@ def write_group_report(model_dir, out_file=None) -> Path:
     losses_path = model_dir / "losses.tsv"
     if losses_path.is_file():
         body += ["<h2>Training curves</h2>", _png(loss_figure(pd.read_csv(losses_path, sep="\t")))]
-    if training.get("svr_cv_mae"):
-        svr = pd.DataFrame(sorted(training["svr_cv_mae"].items()), columns=["region", "CV MAE of the ratio"])
-        body += ["<h2>Regional SVRs</h2><p>Cross-validated mean absolute error of the predicted "
-                 "regional intensity ratio between age groups.</p>", _table(svr)]
+    if training.get("regional_cv_error"):
+        errors = pd.DataFrame(sorted(training["regional_cv_error"].items()), columns=["region", "CV MAE of the ratio"])
+        body += [f"<h2>Regional model ({html.escape(str(training.get('regional_model')))})</h2><p>Cross-validated "
+                 "mean absolute error of the predicted regional intensity ratio between two scans of a held-out "
+                 "subject.</p>", _table(errors)]
     eval_path = model_dir / "group_eval.tsv"
     if eval_path.is_file():
         from ..evaluation.evaluate import summarise

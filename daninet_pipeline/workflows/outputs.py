@@ -60,6 +60,7 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
     """
     from ..data.resources import template_path
     from ..interfaces.bids import DerivativesDataSink, software_versions
+    from ..preprocessing.normalization import INTENSITY_NORMALIZATION, PREPROCESSING_VERSION
 
     fields = ["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report"]
     workflow = Workflow(name=name)
@@ -76,7 +77,7 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
         base_directory=str(output_dir), space=template, desc="preproc", suffix="T1w",
         compress=True, dismiss_entities=("acquisition", "reconstruction"),
         SkullStripped=True, SpatialReference=reference,
-        IntensityNormalization="brain 99th percentile = 1, clipped to [0, 1.5]", **software),
+        IntensityNormalization=INTENSITY_NORMALIZATION, PreprocessingVersion=PREPROCESSING_VERSION, **software),
         name="ds_t1w", run_without_submitting=True, mem_gb=0.5)
     ds_mask = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), desc="brain", suffix="mask", compress=True,

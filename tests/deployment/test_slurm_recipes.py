@@ -253,7 +253,7 @@ def test_training_job_runs_on_cpu(cluster, tmp_path):
     from daninet_pipeline.data.resources import load_template
     from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.model.data import SliceStore
-    from daninet_pipeline.model.train import load_model_file
+    from daninet_pipeline.model.modelfile import load_model_file
 
     img = resample_to_output(load_template(), voxel_sizes=(4, 4, 4), order=1)
     vol = np.clip(np.asarray(img.dataobj, np.float32), 0, None)

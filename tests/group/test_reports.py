@@ -8,12 +8,12 @@ from daninet_pipeline.simulation import simulate_subject, write_simulations
 from daninet_pipeline.workflows.group import model_dir_of
 
 
-def test_group_report_shows_curves_svrs_and_evaluation(trained_group):
+def test_group_report_shows_curves_regional_errors_and_evaluation(trained_group):
     _, out, config = trained_group
     report = write_group_report(model_dir_of(out, config))
     text = report.read_text()
     assert "Training curves" in text and "data:image/png;base64," in text
-    assert "Regional SVRs" in text and "Configuration" in text
+    assert "Regional model (rates)" in text and "Configuration" in text
     assert ("identity" in text) == (model_dir_of(out, config) / "group_eval.tsv").is_file()
 
 

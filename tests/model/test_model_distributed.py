@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from daninet_pipeline.model.config import WeightSchedule
-from daninet_pipeline.model.train import LOG_LOSSES, load_model_file, train
+from daninet_pipeline.model.daninet import LOG_LOSSES
+from daninet_pipeline.model.modelfile import load_model_file
+from daninet_pipeline.model.train import train
 
 
 def _log(path):

@@ -101,22 +101,26 @@ def test_voxel_loss_has_gradient_only_where_violated():
 
 
 def _regional_by_loops(seq, a, d, masks, table, eps):
+    """L_reg by loops: squared ratio errors weighted by each region's area in the slice,
+    over (A - 1) times the total area; absent regions add nothing."""
     B, A = seq.shape[:2]
     R = masks.shape[0]
-    out = 0.0
+    num = den = 0.0
     for b in range(B):
         ab, db = int(a[b]), int(d[b])
-        tot = 0.0
         for i in range(R):
+            w = masks[i].sum().item()
+            if w == 0:
+                continue
             Sa = (seq[b, ab] * masks[i]).sum().item()
             for p in range(A):
                 Sp = (seq[b, p] * masks[i]).sum().item()
                 if p < ab:
-                    tot += (table[i, p, ab, db].item() - (Sa + eps) / (Sp + eps)) ** 2
+                    num += w * (table[i, p, ab, db].item() - (Sa + eps) / (Sp + eps)) ** 2
                 elif p > ab:
-                    tot += (table[i, p, ab, db].item() - (Sp + eps) / (Sa + eps)) ** 2
-        out += tot / (R * (A - 1))
-    return out / B
+                    num += w * (table[i, p, ab, db].item() - (Sp + eps) / (Sa + eps)) ** 2
+            den += w * (A - 1)
+    return num / den
 
 
 def test_regional_loss_formula_with_a_table():
@@ -124,8 +128,9 @@ def test_regional_loss_formula_with_a_table():
     a = torch.tensor([0, 2, 3])
     d = torch.tensor([1, 0, 1])
     g = torch.Generator().manual_seed(8)
-    masks = (torch.rand(2, 5, 5, generator=g) > 0.5).float()
-    table = 0.8 + 0.4 * torch.rand(2, 4, 4, 2, generator=g)
+    masks = (torch.rand(3, 5, 5, generator=g) > 0.5).float()
+    masks[2] = 0  # a region absent from the slices
+    table = 0.8 + 0.4 * torch.rand(3, 4, 4, 2, generator=g)
     got = L.regional_loss(seq, a, d, masks, table, eps=0.1).item()
     assert got == pytest.approx(_regional_by_loops(seq, a, d, masks, table, 0.1), rel=1e-5)
 
@@ -165,8 +170,9 @@ def test_adversarial_losses_are_the_log_formulas():
         assert fn(real, fake, discriminator=True).item() == pytest.approx(d_want, rel=1e-5)
         assert fn(real, fake, discriminator=False).item() == pytest.approx(g_want, rel=1e-5)
     gan = L.GANLoss()
-    assert dict(gan.named_buffers()).keys() == {"real_label", "fake_label"}
     assert gan(torch.zeros(3), True).item() == pytest.approx(math.log(2))
+    out = gan(torch.zeros(3, dtype=torch.float64, device="meta"), False)  # the label follows the logits
+    assert out.dtype == torch.float64 and out.device.type == "meta"
 
 
 def test_total_variation():

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from daninet_pipeline.model.config import WeightSchedule
-from daninet_pipeline.model.regional import RegionalSVRs, fit_regional_svrs, region_slice_masks, regional_pairs_table
-from daninet_pipeline.model.train import (LOG_LOSSES, DaniNetModel, SliceSource, load_model_file, prior_noise,
-                                          sample_rows, train)
+from daninet_pipeline.model.daninet import LOG_LOSSES, DaniNetModel
+from daninet_pipeline.model.data import SliceSource, prior_noise, sample_rows
+from daninet_pipeline.model.modelfile import load_model_file
+from daninet_pipeline.model.regional import RegionalModel, fit_regional_model, region_slice_masks, regional_pairs_table
+from daninet_pipeline.model.train import train
 
 ZERO = WeightSchedule(0.0)
 
@@ -18,17 +20,16 @@ def regional(tiny_store):
 
     cfg = TrainConfig.from_file("demo").replace(image_size=32, n_bins=4, age_min=63.0, age_max=83.0)
     masks = region_slice_masks(tiny_store.volume_shape, tiny_store.affine, tiny_store.slice_indices, cfg)
-    svrs = fit_regional_svrs(regional_pairs_table(tiny_store, masks, cfg))
-    return masks, svrs
+    return masks, fit_regional_model(regional_pairs_table(tiny_store, masks, cfg), cfg, regions=cfg.regions)
 
 
 def make_model(cfg, store, regional, step=0, **weights):
     """A model with the batch of ``step`` set; ``weights`` replace weight_<term>."""
     cfg = cfg.replace(**{f"weight_{k}": (v if isinstance(v, WeightSchedule) else WeightSchedule(v))
                          for k, v in weights.items()})
-    masks, svrs = regional
-    model = DaniNetModel(cfg, svr_table=svrs.ratio_table(cfg.n_groups, len(cfg.diagnoses)), region_masks=masks,
-                         svrs=svrs)
+    masks, reg = regional
+    model = DaniNetModel(cfg, ratio_table=reg.ratio_table(cfg.n_groups, len(cfg.diagnoses)), region_masks=masks,
+                         regional=reg)
     src = SliceSource.from_store(store, cfg)
     rows = sample_rows(src.n, cfg.batch_size, cfg.seed, step)
     model.set_input(src.batch(rows), prior_noise(cfg.batch_size, cfg.z_dim, cfg.seed, step))
@@ -119,7 +120,7 @@ def test_train_writes_log_checkpoint_and_model(tiny_cfg, tiny_store, regional, t
     assert state["bin_edges"] == list(tiny_cfg.bin_edges) and state["diagnoses"] == ["CN", "MCI", "AD"]
     assert state["training"]["n_volumes"] == 12 and state["training"]["n_subjects"] == 4
     assert state["grid"]["volume_shape"] == list(tiny_store.volume_shape)
-    assert RegionalSVRs.from_state(state["svrs"]).regions == tiny_cfg.regions
+    assert state["regional"].regions == tiny_cfg.regions
     assert state["package_version"]
 
 
@@ -131,7 +132,7 @@ def test_model_file_round_trip(tiny_cfg, tiny_store, regional, tmp_path):
     for k, net in model.nets.items():
         for (n1, a), (n2, b) in zip(net.state_dict().items(), again.nets[k].state_dict().items()):
             assert n1 == n2 and torch.equal(a, b)
-    torch.testing.assert_close(again.svr_table, model.svr_table)
+    torch.testing.assert_close(again.ratio_table, model.ratio_table)
 
 
 def test_resume_repeats_an_uninterrupted_run(tiny_cfg, tiny_store, regional, tmp_path):
