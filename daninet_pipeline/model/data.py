@@ -352,3 +352,32 @@ class SliceSource:
         rows = sample_rows(self.n, B * world, seed, step)[share]
         offsets = wrong_age_offsets(B * world, self.n_groups, seed, step)[share]
         return self.batch(rows, offsets), prior_noise(B * world, z_dim, seed, step)[share]
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``step``: this process's ``(batch, prior noise)`` of that step
+    (:meth:`SliceSource.step_batch`), so that batches stay a function of ``(seed, step,
+    rank)`` whichever worker process reads them."""
+
+    def __init__(self, source: SliceSource, batch_size: int, seed: int, z_dim: int, *, rank: int = 0,
+                 world: int = 1):
+        self.source, self.batch_size, self.seed, self.z_dim = source, batch_size, seed, z_dim
+        self.rank, self.world = rank, world
+
+    def __len__(self):
+        return 2**62
+
+    def __getitem__(self, step):
+        return self.source.step_batch(int(step), self.batch_size, self.seed, self.z_dim, rank=self.rank,
+                                      world=self.world)
+
+
+def step_loader(source: SliceSource, steps, batch_size: int, seed: int, z_dim: int, *, rank: int = 0,
+                world: int = 1, workers: int = 0, pin_memory: bool = False, prefetch: int = 4):
+    """The batches of ``steps`` (an iterable of step numbers), read by ``workers``
+    processes ahead of the training step (a torch ``DataLoader`` over the memory map;
+    ``pin_memory`` for a CUDA device). ``workers=0`` reads in this process."""
+    return torch.utils.data.DataLoader(
+        StepBatches(source, batch_size, seed, z_dim, rank=rank, world=world), batch_size=None,
+        sampler=list(steps), num_workers=workers, pin_memory=pin_memory,
+        prefetch_factor=prefetch if workers else None)

@@ -16,6 +16,8 @@ import argparse
 import csv
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -24,15 +26,19 @@ import torch
 from torch import distributed as dist
 
 from .. import __version__
+from ..errors import DaniNetError
 from .config import LOSS_TERMS, TrainConfig
 from .daninet import LOG_LOSSES, DaniNetModel
-from .data import SliceSource, SliceStore
+from .data import SliceSource, SliceStore, step_loader
 from .distributed import broadcast_params, setup_distributed, world
 from .modelfile import CHECKPOINT_NAME, MODEL_NAME, atomic_save
 
 LOGGER = logging.getLogger(__name__)
 
 LOG_NAME = "losses.tsv"
+#: exit code of ``python -m daninet_pipeline.model.train`` stopped by a signal after a
+#: checkpoint (the SLURM recipe resubmits the job on it)
+EXIT_INTERRUPTED = 75
 
 
 def _reg_needed(cfg: TrainConfig) -> bool:
@@ -102,8 +108,50 @@ class _TSVLog:
             self.fh.close()
 
 
+class TrainingInterrupted(DaniNetError):
+    """Training stopped on SIGTERM/SIGINT after writing a checkpoint; resume with
+    ``resume=True`` (``--resume``). ``step`` is the step the checkpoint holds."""
+
+    def __init__(self, step: int, path: Path):
+        super().__init__(f"training interrupted: checkpoint at step {step} in {path}; resume with --resume")
+        self.step = step
+
+
+class _StopRequest:
+    """SIGTERM/SIGINT handlers that ask the loop to stop after the current step (only in
+    the main thread; the previous handlers come back on exit)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = None
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self, device) -> bool:
+        """Whether any process was signalled (all processes agree, so they stop together)."""
+        flag = torch.tensor([1.0 if self.signum is not None else 0.0], device=device)
+        _, size = world()
+        if size > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item() > 0)
+
+
 def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_dir, resume: bool = False, *,
-          device=None, progress: bool = True, stop_at: int | None = None, regional=None) -> Path:
+          device=None, progress: bool = True, stop_at: int | None = None, regional=None,
+          workers: int = 0) -> Path:
     """Train DaniNet on a slice store; write ``out_dir/checkpoint.pt``,
     ``out_dir/losses.tsv`` and (at the end) the model file ``out_dir/model.pt``.
 
@@ -112,8 +160,11 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
     ``stop_at``: stop (after a checkpoint) at this step without writing the model file,
     as an interrupted run would. ``regional``: precomputed ``(region_masks, regional_model)``.
     Under ``torchrun`` each process trains on its share of every global batch of
-    ``world_size * batch_size`` slices. Returns the path of the model file (or of the
-    checkpoint when stopped early).
+    ``world_size * batch_size`` slices. ``workers``: processes reading batches ahead of
+    the step (:func:`~daninet_pipeline.model.data.step_loader`; the batches do not
+    depend on it). On SIGTERM or SIGINT (a job's time limit, ``docker stop``) the
+    current step ends, a checkpoint is written and :class:`TrainingInterrupted` is
+    raised. Returns the path of the model file (or of the checkpoint when stopped early).
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_file(config)
     store = store if isinstance(store, SliceStore) else SliceStore(store)
@@ -164,19 +215,32 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
             atomic_save({"config": cfg.to_dict(), "model": model.state_dict(), "package_version": __version__},
                          ckpt_path)
 
-    for step in range(start, end):
-        batch, noise = source.step_batch(step, B, cfg.seed, cfg.z_dim, rank=rank, world=size)
-        model.set_input(batch, noise)
-        last = model.optimize_parameters(step)
-        recent = (recent + [last])[-20:]
-        if rank == 0 and (step % cfg.log_every == 0 or step == end - 1):
-            log.write({"step": step, **last, **{f"w_{t}": v for t, v in model.weights(step).items()},
-                       "lr": cfg.lr, "seconds": time.perf_counter() - t0})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(def_=f"{last['loss_def']:.4f}", vox=f"{last['loss_vox']:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < end:
-            checkpoint(step + 1)
+    loader = step_loader(source, range(start, end), B, cfg.seed, cfg.z_dim, rank=rank, world=size,
+                         workers=workers, pin_memory=model.device.type == "cuda")
+    with _StopRequest() as stop:
+        for step, (batch, noise) in zip(range(start, end), loader):
+            model.set_input(batch, noise)
+            last = model.optimize_parameters(step)
+            recent = (recent + [last])[-20:]
+            if rank == 0 and (step % cfg.log_every == 0 or step == end - 1):
+                log.write({"step": step, **last, **{f"w_{t}": v for t, v in model.weights(step).items()},
+                           "lr": cfg.lr, "seconds": time.perf_counter() - t0})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(def_=f"{last['loss_def']:.4f}", vox=f"{last['loss_vox']:.4f}")
+            if stop.requested(model.device) and step + 1 < end:
+                if bar is not None:
+                    bar.close()
+                log.close()
+                checkpoint(step + 1)
+                LOGGER.warning("signal received: checkpoint at step %d of %d written to %s", step + 1, cfg.steps,
+                               ckpt_path)
+                if size > 1:
+                    dist.barrier()
+                raise TrainingInterrupted(step + 1, ckpt_path)
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < end:
+                checkpoint(step + 1)
+    del loader
     if bar is not None:
         bar.close()
     log.close()
@@ -212,14 +276,22 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     p.add_argument("--steps", type=int, help="override the configuration's number of steps")
     p.add_argument("--stop-at", type=int, help="stop at this step after a checkpoint")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes reading batches ahead of the step (default 0: in the training process)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig.from_file(args.config)
     if args.steps is not None:
         cfg = cfg.replace(steps=args.steps)
-    path = train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress,
-                 stop_at=args.stop_at)
+    try:
+        path = train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress,
+                     stop_at=args.stop_at, workers=args.workers)
+    except TrainingInterrupted as exc:
+        LOGGER.warning("%s", exc)
+        if world()[1] > 1:
+            dist.destroy_process_group()
+        return EXIT_INTERRUPTED
     rank, size = world()
     if rank == 0:
         print(path)
