@@ -39,8 +39,8 @@ LOG = logging.getLogger("daninet.rating")
 #: Columns of ``key.tsv``: one row per image shown (``role`` real or candidate).
 KEY_COLUMNS = ["study_id", "trial_id", "subject", "session", "age", "role", "position",
                "image_id", "configuration", "file"]
-#: Size on screen of one voxel of the pre-rendered slices (CSS px).
-DISPLAY_PX = 2.0
+#: Size on screen (CSS px) of the largest side of a trial's slices; the others keep its scale.
+FRAME_PX = 170
 
 _RATER_README = """Blinded rating study {study_id}
 
@@ -134,7 +134,7 @@ def build_study(output_dir, study_dir, *, models=None, subjects=None, n_trials=N
                                  "configuration": cand.configuration,
                                  "file": os.path.relpath(cand.image, output_dir)})
             LOG.info("trial %d of %d rendered (%d candidates)", number, len(trials), len(trial.candidates))
-        page = {"study_id": study_id, "display_px": DISPLAY_PX, "trials": page_trials}
+        page = {"study_id": study_id, "frame_px": FRAME_PX, "trials": page_trials}
         (tmp / "rater" / "index.html").write_text(page_html(page), encoding="utf-8")
         (tmp / "rater" / "README.txt").write_text(_RATER_README.format(study_id=study_id))
         pd.DataFrame(key_rows, columns=KEY_COLUMNS).to_csv(tmp / "key.tsv", sep="\t", index=False)
