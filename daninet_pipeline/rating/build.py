@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import __version__
 from .order import ORDER_JS
-from .render import VIEWS, load_ras, pixel_aspect, save_png, trial_layout, view_strip
+from .render import VIEWS, load_ras, pixel_aspect, render_scale, save_png, trial_layout, view_strip
 from .trials import RatingError, Trial, find_trials, sample_trials
 
 LOG = logging.getLogger("daninet.rating")
@@ -74,10 +74,10 @@ def _render_trial(trial: Trial, img_dir: Path, ids: list[str], n_slices: int) ->
             raise RatingError(f"{cand.image}: grid {data.shape} does not match the real follow-up "
                               f"{trial.followup} {real.shape}")
         images.append((image_id, cand.image, data))
-    views = {}
+    views, scale = {}, render_scale(layout, FRAME_PX)
     for view in VIEWS:
         for image_id, _, data in images:
-            strip = view_strip(data, layout, view)
+            strip = view_strip(data, layout, view, scale=scale)
             save_png(strip, img_dir / f"{image_id}_{view}.png")
         n = len(layout.slices[view])
         views[view] = {"n": n, "w": int(strip.shape[1]), "h": int(strip.shape[0] // n),

@@ -77,12 +77,15 @@ def trial_layout(followup: np.ndarray, mask: np.ndarray | None, zooms, *, n_slic
     return Layout(tuple(box), slices, (low, high), tuple(zooms))
 
 
-def view_strip(data: np.ndarray, layout: Layout, view: str) -> np.ndarray:
-    """The slices of one view stacked top to bottom: uint8, (n_slices * H, W).
+def view_strip(data: np.ndarray, layout: Layout, view: str, *, scale: float = 1.0) -> np.ndarray:
+    """The slices of one view stacked top to bottom: uint8, (n_slices * H, W), each slice
+    resized by ``scale`` (<= 1: no more pixels than the page shows).
 
     Axial: anterior up; coronal and sagittal: superior up; the patient's right on the
     right (neurological convention) in axial and coronal views.
     """
+    from PIL import Image
+
     (x0, x1), (y0, y1), (z0, z1) = layout.box
     low, high = layout.window
     frames = []
@@ -93,9 +96,17 @@ def view_strip(data: np.ndarray, layout: Layout, view: str) -> np.ndarray:
             cut = data[x0:x1, k, z0:z1]
         else:
             cut = data[k, y0:y1, z0:z1]
-        frames.append(cut.T[::-1])
-    strip = np.concatenate(frames, axis=0)
-    return np.round(np.clip((strip - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+        grey = np.round(np.clip((cut.T[::-1] - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+        if scale < 1:
+            size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+            grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+        frames.append(grey)
+    return np.concatenate(frames, axis=0)
+
+
+def render_scale(layout: Layout, max_side: int) -> float:
+    """The factor (<= 1) that brings the box's largest side down to ``max_side`` pixels."""
+    return min(1.0, max_side / max(hi - lo for lo, hi in layout.box))
 
 
 def pixel_aspect(layout: Layout, view: str) -> float:

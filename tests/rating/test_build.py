@@ -172,3 +172,26 @@ def test_counterfactual_and_native_images_are_not_candidates(rating_derivatives)
     assert sorted({t.subject for t in trials}) == ["03"]
     assert nib.load(trials[0].candidates[0].image).shape == (14, 16, 12)
     assert np.allclose(nib.load(trials[0].followup).affine, AFFINE)
+
+
+def test_views_are_oriented_and_capped_in_size():
+    from daninet_pipeline.rating.render import render_scale, trial_layout, view_strip
+
+    data = np.zeros((40, 50, 30), np.float32)
+    data[5:35, 5:45, 5:25] = 10.0
+    data[30:35, 40:45, 20:25] = 100.0  # right, anterior, superior corner
+    layout = trial_layout(data, None, (1.0, 1.0, 1.0), n_slices=4)
+    assert layout.box == ((3, 37), (3, 47), (3, 27))
+    axial = view_strip(data, layout, "axial")
+    n = len(layout.slices["axial"])
+    frame = axial[(n - 1) * axial.shape[0] // n:]  # the most superior slice
+    rows, cols = np.nonzero(frame == 255)
+    assert rows.max() < frame.shape[0] / 2 and cols.min() > frame.shape[1] / 2  # anterior up, right on the right
+    sagittal = view_strip(data, layout, "sagittal")
+    frame = sagittal[-sagittal.shape[0] // len(layout.slices["sagittal"]):]  # the rightmost slice
+    rows, cols = np.nonzero(frame == 255)
+    assert rows.max() < frame.shape[0] / 2 and cols.min() > frame.shape[1] / 2  # superior up, anterior right
+    scale = render_scale(layout, 22)
+    assert scale == pytest.approx(0.5)
+    small = view_strip(data, layout, "axial", scale=scale)
+    assert small.shape == (n * 22, 17) and small.dtype == np.uint8
