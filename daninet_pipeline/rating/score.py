@@ -275,9 +275,10 @@ def plot_shares(table: pd.DataFrame, path: Path) -> Path:
                 label="chance" if i == 0 else None)
     ax.set_xticks(x, pooled["configuration"], rotation=20)
     ax.set_ylabel("first choices (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 122)  # room above 100% for the legend
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(f"Study {table['study_id'].iloc[0]}", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
