@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if opts.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("bidsschematools").setLevel(logging.WARNING)  # pybids' schema notice
     try:
         if opts.command == "build":
             from .build import build_study
