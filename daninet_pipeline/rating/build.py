@@ -93,12 +93,13 @@ def page_html(study: dict) -> str:
 
 
 def build_study(output_dir, study_dir, *, models=None, subjects=None, n_trials=None, seed=None,
-                bids_dir=None, n_slices: int = 24) -> dict:
+                bids_dir=None, n_slices: int = 24, one_per_subject: bool = False) -> dict:
     """Build the study folder ``study_dir`` from the derivatives in ``output_dir``.
 
     Returns the content of ``study.json`` (study ID, configurations, number of trials, ...).
     ``seed`` draws the trials and their build order (a random one is drawn and recorded
-    when None); IDs are always random.
+    when None); IDs are always random. ``one_per_subject``: one follow-up per subject, so
+    that ``identity`` is not the candidate that stays the same across a subject's trials.
     """
     output_dir, study_dir = Path(output_dir).resolve(), Path(study_dir).resolve()
     if study_dir.exists() and (not study_dir.is_dir() or any(study_dir.iterdir())):
@@ -108,7 +109,7 @@ def build_study(output_dir, study_dir, *, models=None, subjects=None, n_trials=N
     seed = int(seed) if seed is not None else secrets.randbits(32)
     rng = np.random.default_rng(seed)
     trials = sample_trials(find_trials(output_dir, bids_dir=bids_dir, models=models, subjects=subjects),
-                           n_trials, rng)
+                           n_trials, rng, one_per_subject=one_per_subject)
     configurations = list(dict.fromkeys(c.configuration for t in trials for c in t.candidates))
 
     used: set = set()

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, metavar="S",
                        help="seed of the trial draw and the candidates' order (default random, "
                             "recorded in study.json)")
+    build.add_argument("--one-per-subject", action="store_true",
+                       help="one follow-up per subject (drawn), so identity cannot be recognised as "
+                            "the candidate that stays the same across a subject's trials")
     build.add_argument("--bids-dir", type=Path,
                        help="the raw BIDS dataset (default: DatasetLinks.raw of OUTPUT_DIR)")
     build.add_argument("--slices", type=int, default=24, metavar="N",
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
             info = build_study(opts.output_dir, opts.study_dir, models=opts.models, subjects=opts.subjects,
                                n_trials=opts.trials, seed=opts.seed, bids_dir=opts.bids_dir,
-                               n_slices=opts.slices)
+                               n_slices=opts.slices, one_per_subject=opts.one_per_subject)
             print(f"study {info['StudyID']}: {info['Trials']} trials of {info['Subjects']} subjects, "
                   f"configurations {', '.join(info['Configurations'])}")
             print(f"send {opts.study_dir / 'rater'} to the raters; keep {opts.study_dir / 'key.tsv'}")

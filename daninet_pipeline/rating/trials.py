@@ -211,9 +211,15 @@ def find_trials(output_dir, *, bids_dir=None, models=None, subjects=None) -> lis
     return sorted(trials, key=lambda t: (t.subject, t.age))
 
 
-def sample_trials(trials: list[Trial], n: int | None, rng: np.random.Generator) -> list[Trial]:
+def sample_trials(trials: list[Trial], n: int | None, rng: np.random.Generator, *,
+                  one_per_subject: bool = False) -> list[Trial]:
     """``n`` trials drawn without replacement (all when ``n`` is None or larger), in the
-    input's order."""
+    input's order; with ``one_per_subject`` first one follow-up drawn per subject."""
+    if one_per_subject:
+        by_subject: dict[str, list[Trial]] = {}
+        for trial in trials:
+            by_subject.setdefault(trial.subject, []).append(trial)
+        trials = [group[int(rng.integers(len(group)))] for group in by_subject.values()]
     if n is None or n >= len(trials):
         if n is not None and n > len(trials):
             LOG.warning("%d trials asked for, %d available: all are used", n, len(trials))

@@ -119,6 +119,9 @@ def test_models_subjects_and_trials_select(rating_derivatives, tmp_path):
     assert a["Trials"] == 4 and a["StudyID"] != b["StudyID"]
     cols = ["subject", "session", "configuration", "position"]
     assert key_a[cols].equals(key_b[cols])  # the seed fixes the draw and the build order
+    one = build_study(out, tmp_path / "c", one_per_subject=True, seed=2)
+    real = pd.read_csv(tmp_path / "c" / "key.tsv", sep="\t", dtype=str).query("role == 'real'")
+    assert one["Trials"] == 3 and sorted(real["subject"]) == ["01", "02", "03"]
 
 
 def test_build_errors_are_one_line(rating_derivatives, tmp_path):
