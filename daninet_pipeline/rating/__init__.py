@@ -4,8 +4,9 @@ in a browser; ``daninet-rating score`` unblinds and summarises their answers.
 See docs/rating.md.
 """
 
+from ..errors import RatingError
 from .build import build_study
 from .score import fleiss_kappa, score_study
-from .trials import RatingError, find_trials
+from .trials import find_trials
 
 __all__ = ["RatingError", "build_study", "find_trials", "fleiss_kappa", "score_study"]

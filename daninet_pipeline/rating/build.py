@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..errors import RatingError
 from .order import ORDER_JS
 from .render import VIEWS, load_ras, pixel_aspect, render_scale, save_png, trial_layout, view_strip
-from .trials import RatingError, Trial, find_trials, sample_trials
+from .trials import Trial, find_trials, sample_trials
 
 LOG = logging.getLogger("daninet.rating")
 

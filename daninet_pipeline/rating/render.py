@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .trials import RatingError
+from ..errors import RatingError
 
 #: View name -> the RAS axis it cuts across.
 VIEWS = {"axial": 2, "coronal": 1, "sagittal": 0}

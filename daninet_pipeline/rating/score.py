@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import RatingError
 from .order import candidate_order
-from .trials import RatingError
 
 #: Columns an answers file must have (the page's export).
 ANSWER_COLUMNS = ["study_id", "rater", "trial_id", "first", "first_image", "second",

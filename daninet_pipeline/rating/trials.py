@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..data.resources import DEFAULT_TEMPLATE
-from ..errors import DaniNetError
+from ..errors import RatingError
 
 LOG = logging.getLogger("daninet.rating")
 
@@ -32,10 +32,6 @@ LOG = logging.getLogger("daninet.rating")
 AGE_TOLERANCE = 0.05
 #: The configuration name of the baseline shown as an answer.
 IDENTITY = "identity"
-
-
-class RatingError(DaniNetError, ValueError):
-    """A rating study cannot be built or scored: the message names the file or option."""
 
 
 @dataclass(frozen=True)

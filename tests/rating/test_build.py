@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from daninet_pipeline.rating.build import build_study
-from daninet_pipeline.rating.trials import RatingError, find_trials
+from daninet_pipeline.errors import RatingError
+from daninet_pipeline.rating.trials import find_trials
 
 from .conftest import AFFINE, write_simulated
 
@@ -198,3 +199,15 @@ def test_views_are_oriented_and_capped_in_size():
     assert scale == pytest.approx(0.5)
     small = view_strip(data, layout, "axial", scale=scale)
     assert small.shape == (n * 22, 17) and small.dtype == np.uint8
+
+
+def test_build_command_line(rating_derivatives, tmp_path):
+    _, out = rating_derivatives
+    proc = subprocess.run([sys.executable, "-m", "daninet_pipeline.rating", "build", str(out), str(tmp_path / "s"),
+                           "--models", "base", "identity", "--subjects", "01", "sub-03", "--trials", "3",
+                           "--seed", "4", "--slices", "5"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert f"study {study['StudyID']}: 3 trials of 2 subjects, configurations base, identity" in proc.stdout
+    assert study["SlicesPerView"] == 5 and study["Seed"] == 4
+    assert len(list((tmp_path / "s" / "rater" / "img").glob("*.png"))) == 3 * 3 * 3

@@ -11,7 +11,7 @@ import pytest
 
 from daninet_pipeline.rating.order import candidate_order, fnv1a32, seeded_permutation, trial_order
 from daninet_pipeline.rating.score import fleiss_kappa, long_table, score_study
-from daninet_pipeline.rating.trials import RatingError
+from daninet_pipeline.errors import RatingError
 
 from .helpers import write_answers, write_key
 
