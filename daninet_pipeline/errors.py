@@ -15,3 +15,7 @@ class ImageError(DaniNetError, ValueError):
 
 class ModelFileError(DaniNetError, ValueError):
     """A model file is corrupt or was written by an incompatible version."""
+
+
+class RatingError(DaniNetError, ValueError):
+    """A rating study cannot be built or scored: the message names the file or option."""
