@@ -41,7 +41,7 @@ def run_group(opts, selected) -> int:
     wf = init_group_wf(bids_dir=opts.bids_dir, output_dir=opts.output_dir, config=config,
                        seed=opts.seed, resume=opts.resume, evaluate=True,
                        participant_label=opts.participant_label,
-                       database_dir=opts.bids_database_dir)
+                       database_dir=opts.bids_database_dir, train_plugin_args=opts.train_plugin_args)
     wf.base_dir = str(opts.work_dir)
     run_workflow(wf, opts, what="the group level", stop_on_first_crash=True)
     model_dir = model_dir_of(opts.output_dir, config)

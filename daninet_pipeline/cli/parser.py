@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Nipype execution plugin")
     g.add_argument("--plugin-args", type=json.loads, default=None, metavar="JSON",
                    help='Nipype plugin arguments as JSON, e.g. \'{"sbatch_args": "-p short"}\'')
+    g.add_argument("--train-plugin-args", type=json.loads, default=None, metavar="JSON",
+                   help="plugin arguments of the group level's training node alone, e.g. "
+                        '\'{"sbatch_args": "--partition=gpu --gpus=1 --time=24:00:00"}\' with --plugin SLURM')
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (training resumes from its checkpoint)")
     g.add_argument("--stop-on-first-crash", action="store_true",

@@ -26,7 +26,7 @@ def model_dir_of(output_dir, config: str) -> Path:
 
 def init_group_wf(*, bids_dir, output_dir, config: str, seed: int = 0, resume: bool = False,
                   evaluate: bool = True, participant_label=None, database_dir=None,
-                  name: str = "group_wf") -> Workflow:
+                  train_plugin_args: dict | None = None, name: str = "group_wf") -> Workflow:
     """Train DaniNet on all subjects' participant-level derivatives.
 
     Workflow Graph
@@ -45,6 +45,9 @@ def init_group_wf(*, bids_dir, output_dir, config: str, seed: int = 0, resume: b
     seed : seed of the subject split
     resume : continue an interrupted training from its checkpoint
     evaluate : simulate the test subjects and score them beside the identity answer
+    train_plugin_args : plugin arguments of the training node alone (Nipype's per-node
+        ``plugin_args``), e.g. ``{"sbatch_args": "--partition=gpu --gpus=1 --time=24:00:00"}``
+        so that, with ``--plugin SLURM``, only the training goes to a GPU partition
 
     Inputs
     ------
@@ -82,6 +85,8 @@ def init_group_wf(*, bids_dir, output_dir, config: str, seed: int = 0, resume: b
     store = pe.Node(BuildSliceStore(config=str(config)), name="slice_store", mem_gb=2.0)
     train = pe.Node(TrainModel(config=str(config), model_dir=str(model_dir), resume=resume),
                     name="train", mem_gb=4.0)
+    if train_plugin_args:
+        train.plugin_args = {**train_plugin_args, "overwrite": True}
     if resume:
         train.overwrite = True
     card = pe.Node(WriteModelCard(config=str(config), out_file=str(model_dir / "model_card.md")),
