@@ -103,11 +103,11 @@ def bench_simulate(model_path: str | None, shape, width: int, size: int, repeats
     vol[sl] = rng.random(vol[sl].shape, dtype=np.float32)
     ages = sim.cfg.bin_centres  # every age group
     mid = shape[2] // 2
-    sim.simulate(vol[:, :, mid - 4:mid + 4].copy(), 70.0, "CN", ages[:1])  # warm-up (a warning for the shape)
+    sim.simulate(vol[:, :, mid - 4:mid + 4].copy(), 70.0, "CN", ages[:1], mode="direct")  # warm-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = sim.simulate(vol, 70.0, "CN", ages)
+        out = sim.simulate(vol, 70.0, "CN", ages, mode="direct")
         times.append(time.perf_counter() - t)
     assert len(out) == len(ages)
     return {"case": "simulate", "model": model_path or f"untrained width {width}", "image_size": sim.cfg.image_size,

@@ -6,7 +6,7 @@ the ``daninet`` command line:
 1. ``daninet-demo-data``: the synthetic longitudinal dataset in ``DEMO_DIR/bids``
    (reused when there), checked with the official BIDS validator;
 2. ``daninet bids out participant``: pre-processing of every T1w;
-3. ``daninet bids out group --config demo``: split, regional SVRs, training, and the
+3. ``daninet bids out group --config demo``: split, regional model, training, and the
    evaluation of the test subjects beside the identity answer;
 4. ``daninet bids out participant --model ...``: simulated follow-ups of the test
    subjects, written as BIDS derivatives;

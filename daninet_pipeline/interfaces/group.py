@@ -135,7 +135,7 @@ class _TrainOutputSpec(TraitedSpec):
 
 
 class TrainModel(SimpleInterface):
-    """Fit the regional SVRs and train DaniNet (:func:`daninet_pipeline.model.train.train`)."""
+    """Fit the regional progression model and train DaniNet (:func:`daninet_pipeline.model.train.train`)."""
 
     input_spec = _TrainInputSpec
     output_spec = _TrainOutputSpec

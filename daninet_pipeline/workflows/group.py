@@ -1,4 +1,4 @@
-"""Group level: gather derivatives -> split -> slice store -> SVRs + training -> evaluation."""
+"""Group level: gather derivatives -> split -> slice store -> regional model + training -> evaluation."""
 
 from __future__ import annotations
 
