@@ -192,7 +192,7 @@ def bench_loader(n_volumes: int, out: Path, size: int, batch: int = 32, seconds:
     rates = {}
     for w in workers:
         n, t = 0, time.perf_counter()
-        for k, (b, _) in enumerate(step_loader(src, range(10**9), batch, 0, cfg.z_dim, workers=w)):
+        for k, (b, _) in enumerate(step_loader(src, range(100_000), batch, 0, cfg.z_dim, workers=w)):
             n += len(b["x"])
             if time.perf_counter() - t > seconds:
                 break
