@@ -78,9 +78,12 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
         SkullStripped=True, SpatialReference=reference,
         IntensityNormalization="brain 99th percentile = 1, clipped to [0, 1.5]", **software),
         name="ds_t1w", run_without_submitting=True, mem_gb=0.5)
+    # native space: the mask keeps the raw T1w's header (RestoreOrientation), which the
+    # sink must not rewrite (its check_hdr would set qform/sform codes 1/1 and pixdim
+    # from the affine: ITK then sees another physical space)
     ds_mask = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), desc="brain", suffix="mask", compress=True,
-        Type="Brain", SpatialReference="orig", **software),
+        check_hdr=False, Type="Brain", SpatialReference="orig", **software),
         name="ds_mask", run_without_submitting=True, mem_gb=0.5)
     ds_mask_std = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), space=template, desc="brain", suffix="mask",
