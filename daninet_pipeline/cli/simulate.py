@@ -14,12 +14,28 @@ from .execution import run_workflow
 LOG = logging.getLogger("daninet")
 
 
+def check_model_file(path) -> dict:
+    """Read and check a model file before any node runs; :class:`ModelFileError` in one line
+    naming the file and what is wrong (missing, not a model file, another version's
+    format, a configuration this version cannot read). Nothing is unpickled."""
+    import zipfile
+
+    from ..errors import ModelFileError
+    from ..model.train import load_model_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ModelFileError(f"{path}: not a readable DaniNet model file (not a PyTorch archive)")
+    return load_model_file(path)
+
+
 def run_simulation(opts) -> int:
     """Simulate every selected subject's baseline; one Nipype sub-workflow per subject."""
     from ..workflows.simulation import init_simulation_wf
 
-    if not Path(opts.model).is_file():
-        raise DaniNetError(f"{opts.model}: model file not found")
+    check_model_file(opts.model)
     table, missing = gather_sessions(opts.bids_dir, opts.output_dir,
                                      participant_label=opts.participant_label,
                                      database_dir=opts.bids_database_dir)
