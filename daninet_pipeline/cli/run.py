@@ -69,7 +69,7 @@ def _run(opts) -> int:
     if opts.analysis_level == "participant":
         from .simulate import run_simulation
 
-        return run_simulation(opts)
+        return run_simulation(opts, table)
     from .group import run_group
 
     return run_group(opts, table)
