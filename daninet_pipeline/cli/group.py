@@ -30,6 +30,11 @@ def run_group(opts, selected) -> int:
         config = str(Path(config).resolve())
     pairs = has_longitudinal_pairs(selected)
     _check_longitudinal(config, pairs)
+    from .plan import check_training_plan
+
+    plan = check_training_plan(config, allow_cpu=opts.allow_cpu)
+    if plan:
+        print(plan, flush=True)
     table, missing = attach_derivatives(selected, opts.output_dir)
     if missing:
         _preprocess_missing(opts, selected, missing)
