@@ -58,7 +58,9 @@ def run_workflow(wf, opts, *, what: str, stop_on_first_crash: bool = False) -> N
     log_file = log_dir / f"{wf.name}.log"
     try:
         with nipype_log_to(log_file, getattr(opts, "verbose", 0)):
-            wf.run(plugin=opts.plugin, plugin_args=plugin_args)
+            from .signals import plugin_for
+
+            wf.run(plugin=plugin_for(opts.plugin, plugin_args), plugin_args=plugin_args)
     except RuntimeError as err:
         raise DaniNetError(f"{what} failed; crash files and log are in {log_dir}") from err
 

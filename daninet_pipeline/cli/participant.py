@@ -166,7 +166,9 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
     crashed = False
     try:
         with nipype_log_to(crash_dir / "nipype.log", getattr(opts, "verbose", 0)):
-            wf.run(plugin=opts.plugin, plugin_args=plugin_args)
+            from .signals import plugin_for
+
+            wf.run(plugin=plugin_for(opts.plugin, plugin_args), plugin_args=plugin_args)
     except RuntimeError as err:  # Nipype: "Workflow did not execute cleanly"
         crashed = True
         LOG.debug("nipype: %s", err)
