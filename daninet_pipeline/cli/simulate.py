@@ -46,6 +46,9 @@ def run_simulation(opts, selected) -> int:
                            "run the participant level without --model first")
     work = Path(opts.work_dir)
     wf = pe.Workflow(name="daninet_simulation_wf", base_dir=str(work))
+    # the model file usually lives in OUTPUT_DIR, whose files the sinks write again after
+    # it was deleted: hash inputs by content, so a rerun finds its simulations cached
+    wf.config["execution"]["hash_method"] = "content"
     for subject in sorted(table["subject"].unique()):
         sub_wf = init_simulation_wf(subject=subject, model_file=Path(opts.model).resolve(),
                                     bids_dir=opts.bids_dir, output_dir=opts.output_dir,
