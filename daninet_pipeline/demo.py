@@ -64,9 +64,10 @@ def _validate(name: str, path: Path) -> None:
 
 
 def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
+    from .bids.naming import derivative_path, model_name_of, simulation_desc
     from .group import gather_sessions
     from .reports.progression import write_subject_report
-    from .simulation import age_label, simulate_subject
+    from .simulation import simulate_subject
 
     split = pd.read_csv(model_file.parent / "split.tsv", sep="\t", dtype={"subject": str})
     table, _ = gather_sessions(bids, out)
@@ -74,10 +75,10 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
     for sub in split.loc[split["split"] == "test", "subject"]:
         rows = table[table["subject"] == sub].sort_values("age")
         base = rows.iloc[0]
-        anat = Path(base["preproc"]).parent
         simulated, followups = {}, {}
         for _, fu in rows.iloc[1:].iterrows():
-            path = anat / Path(base["preproc"]).name.replace("desc-preproc", f"desc-{age_label(fu['age'])}")
+            path = derivative_path(out, base["t1w"], "simulated",
+                                   desc=simulation_desc(model_name_of(model_file), fu["age"]))
             if path.is_file():
                 simulated[float(fu["age"])] = str(path)
                 followups[float(fu["age"])] = fu["preproc"]

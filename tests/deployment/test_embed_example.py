@@ -140,5 +140,5 @@ def test_lab_simulation_workflow_runs(example, tmp_path):
     wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
     wf.run(plugin="MultiProc", plugin_args={"n_procs": 2})
     lines = (tmp_path / "summary.tsv").read_text().splitlines()
-    assert len(lines) == 2 and "_desc-simAge" in lines[1]
+    assert len(lines) == 2 and "_desc-simmodelAge" in lines[1]
     assert 0 < float(lines[1].split("\t")[1]) <= 1.5
