@@ -96,7 +96,7 @@ def test_nipype_lines_are_logged_once(tmp_path):
 def _model_file_cases(path):
     import torch
 
-    from daninet_pipeline.model.train import MODEL_FORMAT
+    from daninet_pipeline.model.modelfile import MODEL_FORMAT
 
     yield "garbage", b"\x00not a model" * 100, "not a readable DaniNet model file"
     torch.save({"weights": [1, 2]}, path)

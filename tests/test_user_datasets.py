@@ -74,7 +74,7 @@ def test_oasis_shaped_dataset_runs_every_level_with_valid_names(oasis):
     split = pd.read_csv(model_dir / "split.tsv", sep="\t", dtype={"subject": str})
     assert split.loc[split["subject"] == two_runs, "sessions"].item() == 3
     assert split.loc[split["subject"] == acq_rec, "sessions"].item() == 3
-    from daninet_pipeline.model.train import load_model_file
+    from daninet_pipeline.model.modelfile import load_model_file
 
     trained = load_model_file(model_dir / "model.pt")["training"]["n_volumes"]
     assert trained == split.loc[split["split"] == "train", "sessions"].sum()

@@ -49,7 +49,8 @@ def _time_steps(config: dict, steps: int) -> dict:
     import torch
 
     from ..model.config import TrainConfig
-    from ..model.train import DaniNetModel, SliceSource
+    from ..model.daninet import DaniNetModel
+    from ..model.data import SliceSource
 
     cfg = TrainConfig.from_dict(config)
     cfg = cfg.replace(weight_reg=type(cfg.weight_reg)(0.0))

@@ -21,7 +21,7 @@ def check_model_file(path) -> dict:
     import zipfile
 
     from ..errors import ModelFileError
-    from ..model.train import load_model_file
+    from ..model.modelfile import load_model_file
 
     path = Path(path)
     if not path.is_file():

@@ -40,7 +40,7 @@ def test_the_selection_restricts_the_sessions_trained_and_evaluated_on(demo_bids
     """Issue 12, item 2: the CLI's selection reaches the group level. (Placed before the
     tests that evaluate in this process: a MultiProc worker forked after torch ran here
     can hang.)"""
-    from daninet_pipeline.model.train import load_model_file
+    from daninet_pipeline.model.modelfile import load_model_file
 
     out = tmp_path / "out"
     fake_derivatives(demo_bids, out)
