@@ -96,14 +96,14 @@ def test_nipype_lines_are_logged_once(tmp_path):
 def _model_file_cases(path):
     import torch
 
-    from daninet_pipeline.model.modelfile import MODEL_FORMAT
+    from daninet_pipeline.model.modelfile import MODEL_FORMAT, MODEL_FORMAT_VERSION
 
     yield "garbage", b"\x00not a model" * 100, "not a readable DaniNet model file"
     torch.save({"weights": [1, 2]}, path)
     yield "other", path.read_bytes(), "not a DaniNet model file"
     torch.save({"format": MODEL_FORMAT, "format_version": 99, "package_version": "9.9"}, path)
     yield "version", path.read_bytes(), "format 99"
-    torch.save({"format": MODEL_FORMAT, "format_version": 1, "config": {"no_such_field": 1},
+    torch.save({"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "config": {"no_such_field": 1},
                 "nets": {}}, path)
     yield "config", path.read_bytes(), "configuration is not valid for this version"
 
