@@ -46,5 +46,5 @@ def reorient_like(img: nib.spatialimages.SpatialImage,
         return nib.Nifti1Image(data, reference.affine)
     header.set_data_dtype(img.get_data_dtype())
     header.set_slope_inter(1.0, 0.0)
-    out = nib.Nifti1Image(data, None, header)  # no affine: the header's xforms stay as they are
-    return out
+    # the header's own best affine: nibabel then leaves the xforms and their codes as they are
+    return nib.Nifti1Image(data, header.get_best_affine(), header)
