@@ -52,6 +52,11 @@ def test_sigterm_and_sigint_stop_the_workers_and_exit_in_one_line(demo_bids, tmp
     assert proc.returncode == code, err[-2000:]
     assert err.strip().splitlines()[-1].startswith(f"daninet: stopped by {signal.Signals(signum).name}")
     assert "Traceback" not in err
+    # multiprocessing's resource tracker (spawned workers) ends by itself once its parent
+    # has gone: give it the moment it needs
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert [p for p in workers if _alive(p)] == []
 
 

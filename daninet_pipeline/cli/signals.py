@@ -73,8 +73,17 @@ def _worker_initializer(cwd: str, parent: int) -> None:
     process_initializer(cwd)
 
 
+#: How MultiProc workers start unless ``--plugin-args '{"mp_context": ...}'`` says
+#: otherwise: ``spawn`` gives each worker a fresh interpreter. A worker forked from a
+#: process that has already run torch (the demo, a test session, a lab's script that
+#: embeds the workflows) can hang in its first torch call: the OpenMP thread pool does
+#: not survive fork (seen here: deepbet and training nodes idle forever).
+DEFAULT_MP_CONTEXT = "spawn"
+
+
 class MultiProcPlugin(_NipypeMultiProc):
-    """Nipype's MultiProc whose workers die with their parent (:func:`_worker_initializer`)."""
+    """Nipype's MultiProc whose workers die with their parent (:func:`_worker_initializer`)
+    and start with :data:`DEFAULT_MP_CONTEXT`."""
 
     def __init__(self, plugin_args=None):
         super().__init__(plugin_args=plugin_args)
@@ -82,7 +91,7 @@ class MultiProcPlugin(_NipypeMultiProc):
         self.pool = ProcessPoolExecutor(
             max_workers=self.processors, initializer=_worker_initializer,
             initargs=(self._cwd, os.getpid()),
-            mp_context=mp.get_context(self.plugin_args.get("mp_context")))
+            mp_context=mp.get_context(self.plugin_args.get("mp_context") or DEFAULT_MP_CONTEXT))
 
 
 def plugin_for(name: str, plugin_args: dict):
@@ -113,7 +122,12 @@ def _descendants(pid: int) -> list[int]:
 def stop_children(timeout: float = 5.0) -> int:
     """SIGTERM every process below this one, SIGKILL those left after ``timeout`` s;
     returns how many there were."""
-    pids = _descendants(os.getpid())
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # noqa: SLF001
+    # multiprocessing's resource tracker (spawned workers) ends by itself when we exit and
+    # cleans up; killed, it prints a traceback over our one line
+    pids = [pid for pid in _descendants(os.getpid()) if pid != tracker]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
