@@ -94,8 +94,10 @@ def test_oasis_shaped_dataset_runs_every_level_with_valid_names(oasis):
     assert result["errors"] == [], result["errors"][:3]
 
 
-def test_deleting_the_outputs_and_rerunning_restores_every_file_quickly(oasis):
-    """(Before the tests that simulate other selections: a node keeps one cached result.)"""
+def test_deleting_the_outputs_and_rerunning_restores_every_file_from_the_cache(oasis):
+    """Every file comes back and no computing node runs again (the rerun's share of the
+    first run's time is printed: speed belongs in benchmarks, not in an assertion).
+    (Before the tests that simulate other selections: a node keeps one cached result.)"""
     out, work = oasis["out"], oasis["work"]
     before = _files(out)
     results = _results(work)
@@ -118,7 +120,6 @@ def test_deleting_the_outputs_and_rerunning_restores_every_file_quickly(oasis):
     ratio = sum(seconds.values()) / sum(oasis["seconds"].values())
     print(f"rerun {sum(seconds.values()):.1f} s / first run {sum(oasis['seconds'].values()):.1f} s "
           f"= {ratio:.2f}")
-    assert ratio <= 0.25
 
 
 def test_a_filter_chooses_the_run_the_simulation_starts_from(oasis, tmp_path):
