@@ -81,7 +81,27 @@ DEFAULT_MP_CONTEXT = "spawn"
 
 class MultiProcPlugin(_NipypeMultiProc):
     """Nipype's MultiProc whose workers die with their parent (:func:`_worker_initializer`)
-    and start with :data:`DEFAULT_MP_CONTEXT`."""
+    and start with :data:`DEFAULT_MP_CONTEXT`, and whose scheduler does not stall on the
+    garbage collector.
+
+    Nipype runs ``gc.collect()`` in the scheduling process before it hands out ready
+    nodes and after each node it runs itself. With nipype, pybids and niworkflows loaded
+    (about 270,000 objects) each full collection took 0.2-0.5 s here, during which no
+    worker got a new node: in a rerun of the participant level, 98 collections were a
+    third of its time. The objects that exist when the run starts are moved to the
+    collector's permanent generation (``gc.freeze``), so those collections only walk
+    what the run itself makes; they are handed back when it ends.
+    """
+
+    def run(self, graph, config, updatehash=False):
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        try:
+            return super().run(graph, config, updatehash=updatehash)
+        finally:
+            gc.unfreeze()
 
     def __init__(self, plugin_args=None):
         super().__init__(plugin_args=plugin_args)

@@ -241,8 +241,8 @@ class ResampleToTemplate(SimpleInterface):
         dtype = np.uint8 if order == 0 else np.float32
         out = resample_to_template(img, read_itk_affine(self.inputs.in_xfm),
                                    load_template(self.inputs.template), order=order, dtype=dtype)
-        if order == 3:
-            out = nib.Nifti1Image(np.clip(np.asarray(out.dataobj), 0, None), out.affine)
+        if order == 3:  # B-spline overshoot below 0
+            out = nib.Nifti1Image(np.clip(np.asarray(out.dataobj), 0, None), out.affine, out.header)
         self._results["out_file"] = _out(runtime, "resampled.nii.gz")
         out.to_filename(self._results["out_file"])
         return runtime

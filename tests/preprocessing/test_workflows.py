@@ -96,6 +96,37 @@ def test_sink_writes_bids_names_atomically(tmp_path):
     assert payload["GeneratedBy"][0]["Name"] == "daninet_pipeline"
 
 
+@pytest.mark.parametrize("order, dtype, suffix", [(1, np.float32, "T1w"), (0, np.uint8, "mask")])
+def test_template_space_images_reach_the_sink_with_its_header_and_are_copied(tmp_path, order, dtype, suffix):
+    """The resampled images already say what grid they are on, as the sink writes a
+    standard space (qform/sform codes 4, mm): the sink has no header to fix and copies
+    their data as it is."""
+    from daninet_pipeline.data.resources import load_template
+    from daninet_pipeline.interfaces.bids import DerivativesDataSink
+    from daninet_pipeline.preprocessing import resample_to_template
+
+    src = tmp_path / "raw" / "sub-01" / "ses-M000" / "anat" / "sub-01_ses-M000_T1w.nii.gz"
+    src.parent.mkdir(parents=True)
+    native = nib.Nifti1Image((np.random.default_rng(0).random((30, 36, 30)) * (2 if order else 1)).astype(dtype),
+                             np.diag([6.0, 6.0, 6.0, 1.0]))
+    native.to_filename(src)
+    resampled = resample_to_template(native, np.eye(4), load_template(), order=order, dtype=dtype)
+    header = resampled.header
+    assert (int(header["qform_code"]), int(header["sform_code"])) == (4, 4)
+    assert header.get_xyzt_units()[0] == "mm"
+    in_file = tmp_path / "resampled.nii.gz"
+    resampled.to_filename(in_file)
+    sink = DerivativesDataSink(base_directory=str(tmp_path / "out"), space="MNI152NLin2009aSym",
+                               desc="brain" if order == 0 else "preproc", suffix=suffix, compress=True)
+    sink.inputs.in_file = str(in_file)
+    sink.inputs.source_file = str(src)
+    res = sink.run(cwd=str(tmp_path))
+    assert res.outputs.fixed_hdr == [False]
+    written = nib.load(res.outputs.out_file)
+    assert (int(written.header["qform_code"]), int(written.header["sform_code"])) == (4, 4)
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), np.asanyarray(resampled.dataobj))
+
+
 def test_qc_report_interface(tmp_path):
     from daninet_pipeline.data.resources import load_template, load_template_mask
     from daninet_pipeline.interfaces.reports import PreprocReport
