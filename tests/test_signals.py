@@ -47,7 +47,11 @@ def test_sigterm_and_sigint_stop_the_workers_and_exit_in_one_line(demo_bids, tmp
     proc, workers = _start(demo_bids, tmp_path)
     proc.send_signal(signum)
     t0 = time.monotonic()
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:  # a hung app must not outlive its test
+        if proc.poll() is None:
+            proc.kill()
     assert time.monotonic() - t0 < 10
     assert proc.returncode == code, err[-2000:]
     assert err.strip().splitlines()[-1].startswith(f"daninet: stopped by {signal.Signals(signum).name}")
@@ -94,3 +98,23 @@ def test_multiproc_scheduler_collections_skip_the_objects_that_existed_before_th
     node = next(iter(graph.nodes()))
     assert node.result.outputs.n > 10_000
     assert gc.get_freeze_count() == 0
+
+
+def _sleep_long():
+    time.sleep(60)
+
+
+def test_stopped_workers_are_left_for_their_pool_to_reap():
+    """stop_children ends the workers but does not reap them: multiprocessing reaps its own
+    children, and one reaped behind its back looks alive to it for ever (the pool's
+    manager thread then spun and the app hung at exit, seen under load)."""
+    import multiprocessing as mp
+
+    from daninet_pipeline.cli.signals import stop_children
+
+    proc = mp.get_context("spawn").Process(target=_sleep_long)
+    proc.start()
+    assert stop_children() >= 1
+    proc.join(timeout=10)
+    assert not proc.is_alive()
+    assert proc.exitcode == -signal.SIGTERM

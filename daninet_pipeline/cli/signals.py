@@ -144,6 +144,18 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has ended). The ended worker is not reaped
+    here: its ``ProcessPoolExecutor`` reaps it, and a worker reaped behind its back
+    looks alive to it for ever (``Popen.poll`` takes the ECHILD for "not started yet"),
+    so its manager thread never ended and the app hung at exit."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def stop_children(timeout: float = 5.0) -> int:
     """SIGTERM every process below this one, SIGKILL those left after ``timeout`` s;
     returns how many there were."""
@@ -161,13 +173,7 @@ def stop_children(timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     alive = list(pids)
     while alive and time.monotonic() < deadline:
-        for pid in list(alive):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # not our child (a grandchild), or reaped
-                done = pid if not os.path.exists(f"/proc/{pid}") else 0
-            if done:
-                alive.remove(pid)
+        alive = [pid for pid in alive if _running(pid)]
         time.sleep(0.05)
     for pid in alive:
         try:
