@@ -12,22 +12,27 @@ from .execution import run_workflow, write_table
 LOG = logging.getLogger("daninet")
 
 
-def run_group(opts, selected) -> int:
-    """Build and run :func:`~daninet_pipeline.workflows.group.init_group_wf` from CLI options.
+def run_group(opts, selected, run_dir=None) -> int:
+    """Build :func:`~daninet_pipeline.workflows.base.init_daninet_group_wf` from CLI options
+    and run it; write the model's report and the run's CITATION.md.
 
     ``selected``: the sessions table of the CLI's selection (the dataset's only read): its
     sessions, and no others, are used for training and evaluation; subjects of it without
     participant-level derivatives are pre-processed first. With ``--evaluate`` no model is
     trained: the trained models of ``OUTPUT_DIR/models`` are scored side by side.
+    ``run_dir``: the run's ``OUTPUT_DIR/logs/<run id>`` (a new one when None).
     """
     from ..bids.naming import model_dir, model_name
-    from ..workflows.group import init_group_wf
+    from ..model.config import TrainConfig
+    from ..reports.progression import write_group_report
+    from ..workflows.base import init_daninet_group_wf
+    from .execution import new_run_id
 
     if opts.evaluate:
         return evaluate_only(opts, selected)
     config = opts.config or "full"
-    if Path(config).is_file():  # nodes run in their own folders: pass an absolute path
-        config = str(Path(config).resolve())
+    cfg = TrainConfig.from_file(config)  # a bad preset or file: one line, before anything runs
+    run_dir = Path(run_dir) if run_dir else Path(opts.output_dir) / "logs" / new_run_id("group")
     pairs = has_longitudinal_pairs(selected)
     _check_longitudinal(config, pairs)
     from .plan import check_training_plan
@@ -45,18 +50,21 @@ def run_group(opts, selected) -> int:
              len(table), config)
     name = model_name(config)
     sessions_tsv = write_table(table, Path(opts.work_dir) / "group" / name, "sessions")
-    wf = init_group_wf(bids_dir=opts.bids_dir, output_dir=opts.output_dir, config=config,
-                       seed=opts.seed, resume=opts.resume, evaluate=pairs,
-                       train_dir=Path(opts.work_dir) / "group" / name / "training",
-                       train_plugin_args=opts.train_plugin_args)
-    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
-    wf.base_dir = str(opts.work_dir)
-    run_workflow(wf, opts, what="the group level", stop_on_first_crash=True)
+    wf = init_daninet_group_wf(sessions_tsv=sessions_tsv, output_dir=opts.output_dir, work_dir=opts.work_dir,
+                               config=config, bids_dir=opts.bids_dir, seed=opts.seed, resume=opts.resume,
+                               evaluate=pairs, train_plugin_args=opts.train_plugin_args)
+    run_workflow(wf, opts, what="the group level", run_dir=run_dir, stop_on_first_crash=True)
     folder = model_dir(opts.output_dir, config)
-    print(f"model: {folder / 'model.pt'}")
-    print(f"model card: {folder / 'model_card.md'}")
+    report = write_group_report(folder)
+    from ..reports.citation import citation_text, write_citation
+
+    write_citation(opts.output_dir, run_dir,
+                   citation_text(level="group", workflow=wf, model_name=name, model_config=cfg.to_dict()))
     if (folder / "group_eval.md").is_file():
         print((folder / "group_eval.md").read_text())
+    print(f"model: {folder / 'model.pt'}")
+    print(f"model card: {folder / 'model_card.md'}")
+    print(f"report: {report}", flush=True)
     return 0
 
 
