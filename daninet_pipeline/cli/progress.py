@@ -52,7 +52,9 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class StepRecord:
-    """One step of one run: ``status`` is ``done``, ``cached`` or ``failed``."""
+    """One step of one run: ``status`` is ``done``, ``cached`` or ``failed``; ``seconds``
+    is None where it was not measured (a cached step; a trivial step that MultiProc runs
+    in its own process without a ``"start"`` event)."""
 
     name: str
     status: str
@@ -148,9 +150,9 @@ class StepProgress:
     # ---- the callback
     def __call__(self, node, status: str) -> None:
         with self._lock:
-            self._event(node.fullname, status)
+            self._event(node.fullname, status, bool(getattr(node, "run_without_submitting", False)))
 
-    def _event(self, fullname: str, status: str) -> None:
+    def _event(self, fullname: str, status: str, in_main: bool = False) -> None:
         if fullname not in self._known:  # a MapNode's sub-node: its MapNode counts
             return
         now = self.clock()
@@ -165,8 +167,10 @@ class StepProgress:
             if label is not None:
                 self.failed.setdefault(label, fullname)
         elif status == "end" and fullname not in self.records:
-            self.records[fullname] = (StepRecord(name, "cached", None) if start is None
-                                      else StepRecord(name, "done", now - start))
+            if start is not None:
+                self.records[fullname] = StepRecord(name, "done", now - start)
+            else:  # MultiProc sends no "start" for a cached step, nor for one run in its own process
+                self.records[fullname] = StepRecord(name, "done" if in_main else "cached", None)
         else:
             return
         self._report(now)
