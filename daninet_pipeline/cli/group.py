@@ -12,7 +12,7 @@ from .execution import run_workflow, write_table
 LOG = logging.getLogger("daninet")
 
 
-def run_group(opts, selected, run_dir=None) -> int:
+def run_group(opts, selected, run_dir=None, train_config=None) -> int:
     """Build :func:`~daninet_pipeline.workflows.base.init_daninet_group_wf` from CLI options
     and run it; write the model's report and the run's CITATION.md.
 
@@ -20,7 +20,9 @@ def run_group(opts, selected, run_dir=None) -> int:
     sessions, and no others, are used for training and evaluation; subjects of it without
     participant-level derivatives are pre-processed first. With ``--evaluate`` no model is
     trained: the trained models of ``OUTPUT_DIR/models`` are scored side by side.
-    ``run_dir``: the run's ``OUTPUT_DIR/logs/<run id>`` (a new one when None).
+    ``run_dir``: the run's ``OUTPUT_DIR/logs/<run id>`` (a new one when None);
+    ``train_config``: ``--config`` already read (read here when None), the only reading
+    of it: the checks, the graph and the citation use it.
     """
     from ..bids.naming import model_dir, model_name
     from ..model.config import TrainConfig
@@ -31,13 +33,14 @@ def run_group(opts, selected, run_dir=None) -> int:
     if opts.evaluate:
         return evaluate_only(opts, selected)
     config = opts.config or "full"
-    cfg = TrainConfig.from_file(config)  # a bad preset or file: one line, before anything runs
+    # a bad preset or file: one line, before anything runs
+    cfg = train_config if train_config is not None else TrainConfig.from_file(config)
     run_dir = Path(run_dir) if run_dir else Path(opts.output_dir) / "logs" / new_run_id("group")
     pairs = has_longitudinal_pairs(selected)
-    _check_longitudinal(config, pairs)
+    _check_longitudinal(cfg, model_name(config), pairs)
     from .plan import check_training_plan
 
-    plan = check_training_plan(config, allow_cpu=opts.allow_cpu)
+    plan = check_training_plan(cfg, allow_cpu=opts.allow_cpu, name=model_name(config))
     if plan:
         print(plan, flush=True)
     table, missing = attach_derivatives(selected, opts.output_dir)
@@ -52,7 +55,7 @@ def run_group(opts, selected, run_dir=None) -> int:
     sessions_tsv = write_table(table, Path(opts.work_dir) / "group" / name, "sessions")
     wf = init_daninet_group_wf(sessions_tsv=sessions_tsv, output_dir=opts.output_dir, work_dir=opts.work_dir,
                                config=config, bids_dir=opts.bids_dir, seed=opts.seed, resume=opts.resume,
-                               evaluate=pairs, train_plugin_args=opts.train_plugin_args)
+                               evaluate=pairs, train_plugin_args=opts.train_plugin_args, train_config=cfg)
     run_workflow(wf, opts, what="the group level", run_dir=run_dir, stop_on_first_crash=True)
     folder = model_dir(opts.output_dir, config)
     report = write_group_report(folder)
@@ -68,17 +71,14 @@ def run_group(opts, selected, run_dir=None) -> int:
     return 0
 
 
-def _check_longitudinal(config: str, pairs: bool) -> None:
+def _check_longitudinal(cfg, name: str, pairs: bool) -> None:
     """A configuration with the regional constraint needs longitudinal pairs: one line
     naming a preset that does not, when the selection has no subject with two sessions."""
     if pairs:
         return
-    from ..model.config import TrainConfig
-
-    cfg = TrainConfig.from_file(config)
     w = cfg.weight_reg
     if w.value > 0 or (w.kind != "constant" and w.initial > 0):
-        raise DaniNetError(f"configuration {Path(str(config)).stem} fits its regional constraint on "
+        raise DaniNetError(f"configuration {name} fits its regional constraint on "
                            "longitudinal pairs, and no selected subject has two sessions: use "
                            "--config base (no regional constraint), or select subjects with follow-ups")
 

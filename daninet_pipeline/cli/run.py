@@ -77,11 +77,12 @@ def _run(opts) -> int:
 
     level = ("simulation" if opts.model is not None else "participant") \
         if opts.analysis_level == "participant" else "group"
-    model = None
+    train_config = None
     if level == "group" and not opts.evaluate:
         from ..model.config import TrainConfig
 
-        model = TrainConfig.from_file(opts.config or "full").to_dict()  # a bad preset: one line, now
+        # read once, here: a bad preset is one line before anything runs
+        train_config = TrainConfig.from_file(opts.config or "full")
     if not opts.skip_bids_validation:
         validate_or_raise(opts.bids_dir)
     table = load_sessions(
@@ -96,7 +97,8 @@ def _run(opts) -> int:
              len(table))
     run_id = new_run_id(level)
     run_dir = Path(opts.output_dir) / "logs" / run_id
-    config_toml = write_run_config(run_dir / "config.toml", opts, build_parser(), run_id=run_id, model=model)
+    config_toml = write_run_config(run_dir / "config.toml", opts, build_parser(), run_id=run_id,
+                                   model=train_config.to_dict() if train_config else None)
     LOG.info("run %s: options and seeds in %s (replay: daninet --replay-run %s)", run_id, config_toml,
              config_toml)
     if level == "participant":
@@ -109,7 +111,7 @@ def _run(opts) -> int:
         return run_simulation(opts, table, run_dir)
     from .group import run_group
 
-    return run_group(opts, table, run_dir)
+    return run_group(opts, table, run_dir, train_config)
 
 
 if __name__ == "__main__":

@@ -74,20 +74,24 @@ def init_daninet_participant_wf(table: pd.DataFrame, *, output_dir, work_dir, bi
 
 def init_daninet_group_wf(*, sessions_tsv, output_dir, work_dir, config: str, bids_dir=None,
                           seed: int = 0, resume: bool = False, evaluate: bool = True,
-                          train_plugin_args: dict | None = None) -> Workflow:
+                          train_plugin_args: dict | None = None, train_config=None) -> Workflow:
     """The group level: :func:`~daninet_pipeline.workflows.group.init_group_wf` on the
-    selected sessions (``sessions_tsv``). The configuration (a preset name or a JSON
-    file) is read here, once: a bad one is a :class:`~daninet_pipeline.model.config.ConfigError`
-    before any node runs; the nodes get the absolute file path or the preset name."""
+    selected sessions (``sessions_tsv``).
+
+    The configuration (``config``: a preset name or a JSON file; ``train_config``: the
+    :class:`~daninet_pipeline.model.config.TrainConfig` already read from it, if the
+    caller has) is read once, here or by the caller, before any node runs (a bad one is a
+    :class:`~daninet_pipeline.model.config.ConfigError`), and written out whole, presets
+    resolved, as ``WORK_DIR/group/<name>/config/<name>.json``: the nodes read that file.
+    """
     from ..bids.naming import model_name
     from ..model.config import TrainConfig
     from .group import init_group_wf
 
-    TrainConfig.from_file(config)
-    if Path(str(config)).is_file():  # nodes run in their own folders
-        config = str(Path(config).resolve())
+    cfg = train_config if train_config is not None else TrainConfig.from_file(config)
     name = model_name(config)
-    wf = init_group_wf(bids_dir=bids_dir, output_dir=output_dir, config=config, seed=seed,
+    resolved = write_resolved_config(cfg, Path(work_dir) / "group" / name / "config" / f"{name}.json")
+    wf = init_group_wf(bids_dir=bids_dir, output_dir=output_dir, config=str(resolved), seed=seed,
                        resume=resume, evaluate=evaluate,
                        train_dir=Path(work_dir) / "group" / name / "training",
                        train_plugin_args=train_plugin_args)
@@ -95,6 +99,24 @@ def init_daninet_group_wf(*, sessions_tsv, output_dir, work_dir, config: str, bi
     wf.base_dir = str(work_dir)
     wf.daninet_groups = {}
     return wf
+
+
+def write_resolved_config(cfg, path) -> Path:
+    """``cfg`` as a complete JSON file at ``path``, written only when its content changes
+    (Nipype hashes an input file by path and time stamp: the nodes stay cached)."""
+    import json
+    import os
+    import uuid
+
+    path = Path(path)
+    text = json.dumps(cfg.to_dict(), indent=1) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def init_daninet_simulation_wf(tables: dict[str, str], *, model_file, output_dir, work_dir, bids_dir,
