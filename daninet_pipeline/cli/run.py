@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         # the pool's futures fail as their workers end: expected, not worth a traceback
         logging.getLogger("concurrent.futures").disabled = True
         n = stop_children()
-        print(f"daninet: stopped by {SIGNAL_NAMES[stop.signum]}; {n} worker process(es) ended; rerun the "
-              "same command to go on from the work folder's cache", file=sys.stderr, flush=True)
+        from .batch import cancel_submitted_jobs
+
+        jobs = cancel_submitted_jobs()
+        cancelled = f", {len(jobs)} batch job(s) cancelled" if jobs else ""
+        print(f"daninet: stopped by {SIGNAL_NAMES[stop.signum]}; {n} worker process(es) ended{cancelled}; "
+              "rerun the same command to go on from the work folder's cache", file=sys.stderr, flush=True)
         return stop.exit_code
     finally:
         restore_handlers(previous)

@@ -1,10 +1,8 @@
 """Stopping a run (issue 12, item 8): SIGTERM (``docker stop``, a job manager, ``kill``)
 and SIGINT (Ctrl-C) stop the worker processes and end the app within seconds with one
 line and the conventional exit code (143, 130); the MultiProc workers end by themselves
-when their parent dies, even by SIGKILL (``PR_SET_PDEATHSIG``).
-
-With the batch plugins (SLURM, SGE, ...) the jobs a run submitted are *not* cancelled
-yet: ``scancel``/``qdel`` them by the ids in the log.
+when their parent dies, even by SIGKILL (``PR_SET_PDEATHSIG``). With the batch plugins
+(SLURM, SGE, ...) the jobs the run submitted are cancelled (:mod:`.batch`).
 """
 
 from __future__ import annotations
@@ -95,8 +93,15 @@ class MultiProcPlugin(_NipypeMultiProc):
 
 
 def plugin_for(name: str, plugin_args: dict):
-    """What ``Workflow.run(plugin=...)`` takes: our MultiProc, or Nipype's plugin by name."""
-    return MultiProcPlugin(plugin_args=plugin_args) if name == "MultiProc" else name
+    """What ``Workflow.run(plugin=...)`` takes: our MultiProc, a batch plugin that cancels
+    its jobs when the run stops (:mod:`.batch`), or Nipype's plugin by name (Linear)."""
+    from .batch import BATCH_PLUGINS
+
+    if name == "MultiProc":
+        return MultiProcPlugin(plugin_args=plugin_args)
+    if name in BATCH_PLUGINS:
+        return BATCH_PLUGINS[name](plugin_args=plugin_args)
+    return name
 
 
 def _descendants(pid: int) -> list[int]:
