@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..errors import DaniNetError
-from ..group import attach_derivatives, has_longitudinal_pairs
+from ..training.sessions import attach_derivatives, has_longitudinal_pairs
 from .execution import run_workflow, write_table
 
 LOG = logging.getLogger("daninet")
@@ -98,7 +98,7 @@ def _preprocess_missing(opts, selected, missing: list[str]) -> None:
 def evaluate_only(opts, selected) -> int:
     """``group --evaluate``: every trained model (or ``--config``'s) beside identity on the
     shared test split, on the selected sessions; writes ``OUTPUT_DIR/models/group_eval.{tsv,md}``."""
-    from ..group import evaluate_trained_models
+    from ..training.evaluation import evaluate_trained_models
 
     names = [Path(str(opts.config)).stem] if opts.config else None
     _, md = evaluate_trained_models(opts.bids_dir, opts.output_dir, selected, names=names)

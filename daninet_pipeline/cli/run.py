@@ -37,9 +37,8 @@ def _ensure_logname() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; return the process exit code (0 on success)."""
-    from .signals import SIGNAL_NAMES, Stopped, install_handlers, restore_handlers, stop_children
-
     from .replay import ReplayError
+    from .signals import SIGNAL_NAMES, Stopped, install_handlers, restore_handlers, stop_children
 
     try:
         opts = parse_args(argv)

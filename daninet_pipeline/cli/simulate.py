@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..errors import DaniNetError
-from ..group import attach_derivatives
+from ..training.sessions import attach_derivatives
 from .execution import run_workflow, write_table
 
 LOG = logging.getLogger("daninet")

@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 
-from daninet_pipeline.group import gather_sessions
+from daninet_pipeline.training.sessions import gather_sessions
 from daninet_pipeline.reports.progression import write_group_report
 from daninet_pipeline.reports.subject import simulated_images, write_steps, write_subject_report
 from daninet_pipeline.workflows.group import model_dir_of
