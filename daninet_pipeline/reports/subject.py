@@ -147,7 +147,9 @@ def write_subject_report(output_dir, subject: str, *, sessions: pd.DataFrame | N
             + _simulation_section(output_dir, subject, sessions))
     out = Path(out_file) if out_file else output_dir / f"sub-{subject}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    import uuid
+
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}")
     tmp.write_text(_page(f"DaniNet report: sub-{subject}", body))
     tmp.replace(out)
     return out
