@@ -135,3 +135,24 @@ def test_the_level_workflows_steps_are_known_before_running(tmp_path):
     labels = {progress.group_of(s) for s in steps}
     assert labels == {"sub-01 ses-M000_run-02", "sub-01 ses-M006_run-02", None}
     assert sum(progress.group_of(s) == "sub-01 ses-M000_run-02" for s in steps) >= 10
+
+
+def test_the_callback_pickles_as_nipype_pickles_it_with_every_map_node():
+    """Nipype saves each MapNode with its plugin arguments (``use_plugin``), so the
+    callback is pickled mid-run: with its thread running and a stream that is not
+    picklable (pytest's capture, a terminal)."""
+    import pickle
+
+    clock = Clock()
+
+    class Unpicklable(io.StringIO):
+        def __reduce__(self):
+            raise TypeError("cannot pickle this stream")
+
+    progress = StepProgress("simulation", STEPS, stream=Unpicklable(), live=False, clock=clock).start(interval=3600)
+    try:
+        _run(progress, clock, STEPS[0], 3.0)
+        copy = pickle.loads(pickle.dumps(progress))
+    finally:
+        progress.close()
+    assert copy.records == progress.records and copy.total == 6 and copy.stream is None

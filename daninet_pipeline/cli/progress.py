@@ -88,6 +88,19 @@ class StepProgress:
         self._lock = threading.RLock()
         self._thread = None
 
+    # Nipype pickles every MapNode with the plugin arguments it ran with (``use_plugin``),
+    # this callback among them: the pickled copy keeps the records, not the stream,
+    # lock and thread of the live one.
+    _UNPICKLED = ("stream", "_lock", "_thread", "_stop", "_bar")
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.stream, self._thread, self._bar = None, None, None
+        self._lock = threading.RLock()
+
     # ---- what the callback gathers
     @property
     def total(self) -> int:
