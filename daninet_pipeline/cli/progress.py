@@ -231,7 +231,7 @@ class StepProgress:
         """Stop the ticker; end the live line (the next output starts on a new line)."""
         if self._thread is not None:
             self._stop.set()
-            self._thread.join()
+            self._thread.join(timeout=5.0)  # a tick takes milliseconds; never hold up a stopping run
             self._thread = None
         if self._bar is not None:
             self._bar.close()
