@@ -111,11 +111,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first failing node instead of finishing the others")
     g.add_argument("--seed", type=int, default=0, help="random seed")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    g.add_argument("--replay-run", metavar="FILE",
+                   help="run again what a run recorded in its OUTPUT_DIR/logs/<run id>/config.toml "
+                   "(every option and seed); options given besides override it. Not a model preset: "
+                   "that is --config")
     return parser
 
 
+def expand_replay(argv: list[str]) -> list[str]:
+    """``argv`` with ``--replay-run FILE`` replaced by the command FILE recorded (the
+    options given besides it come after, so they override); other argv unchanged."""
+    from .replay import REPLAY_OPTION, read_replay_argv
+
+    for i, arg in enumerate(argv):
+        if arg == REPLAY_OPTION and i + 1 < len(argv):
+            return read_replay_argv(argv[i + 1]) + argv[:i] + argv[i + 2:]
+        if arg.startswith(REPLAY_OPTION + "="):
+            return read_replay_argv(arg.split("=", 1)[1]) + argv[:i] + argv[i + 1:]
+    return argv
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv`` (default: ``sys.argv[1:]``) and fill in derived defaults."""
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and fill in derived defaults; a
+    ``--replay-run`` file's command is expanded first (:func:`expand_replay`)."""
+    import sys
+
+    argv = expand_replay(list(sys.argv[1:] if argv is None else argv))
     opts = build_parser().parse_args(argv)
     opts.bids_dir = opts.bids_dir.resolve()
     opts.output_dir = opts.output_dir.resolve()

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..data.anatomy import REGION_GROUPS
+from ..regions import REGION_GROUPS
 from ..data.resources import atlas_labels_on_grid
 from .metrics import (
     data_range_of,

@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from ..allocator import keep_freed_memory
+from ..data.resources import DEFAULT_TEMPLATE
 
 
 def _out(runtime, name: str) -> str:
@@ -100,7 +101,7 @@ class _BrainExtractionInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="bias-corrected T1w, RAS+")
     method = traits.Enum("deepbet", "template", usedefault=True, desc="brain-extraction method")
     in_xfm = File(exists=True, desc="native-to-template ITK transform (method 'template')")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the template (method 'template')")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="threads")
 
@@ -144,7 +145,7 @@ class BrainExtraction(SimpleInterface):
 class _AffineRegistrationInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="moving image (native T1w)")
     in_mask = File(exists=True, desc="brain mask of the moving image (skull-strips it)")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the (skull-stripped) fixed template")
     preset = traits.Enum("fast", "coarse", usedefault=True, desc="registration schedule")
     seed = traits.Int(0, usedefault=True, desc="seed of the metric's random sample")
@@ -211,7 +212,7 @@ class NormalizeIntensity(SimpleInterface):
 class _ResampleInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="image in native space")
     in_xfm = File(exists=True, mandatory=True, desc="native-to-template ITK transform")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the template whose grid is the target")
     interpolation = traits.Enum("linear", "nearest", "cubic", usedefault=True,
                                 desc="interpolation")

@@ -21,16 +21,15 @@ def head_mask(data: np.ndarray) -> np.ndarray:
     component, holes filled slice-wise and in 3D. Used where N4 needs a mask."""
     from skimage.filters import threshold_otsu
 
+    from .masks import largest_component
+
     positive = data[data > 0]
     if positive.size == 0:
         return np.ones(data.shape, bool)
     low = np.percentile(positive, 1)
     logd = np.log1p(np.clip(data, 0, None) / max(low, 1e-6))
     mask = logd > threshold_otsu(logd[::2, ::2, ::2])
-    labels, n = ndimage.label(mask)
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        mask = labels == (1 + int(np.argmax(sizes)))
+    mask = largest_component(mask)
     mask = ndimage.binary_closing(mask, iterations=2)
     return ndimage.binary_fill_holes(mask)
 

@@ -55,7 +55,7 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     Inputs
     ------
     sessions_tsv : the selected T1w images with their derivatives (columns of
-        :data:`daninet_pipeline.group.SESSION_COLUMNS`; the CLI's single read of the dataset)
+        :data:`daninet_pipeline.training.sessions.SESSION_COLUMNS`; the CLI's single read of the dataset)
 
     Outputs
     -------

