@@ -23,6 +23,8 @@ def run_group(opts, selected) -> int:
     from ..bids.naming import model_dir, model_name
     from ..workflows.group import init_group_wf
 
+    everyone = selected
+    selected, excluded = _exclude_sessions(opts, selected)
     if opts.evaluate:
         return evaluate_only(opts, selected)
     config = opts.config or "full"
@@ -45,19 +47,61 @@ def run_group(opts, selected) -> int:
              len(table), config)
     name = model_name(config)
     sessions_tsv = write_table(table, Path(opts.work_dir) / "group" / name, "sessions")
+    qc_files = _qc_tables(opts, everyone, excluded, Path(opts.work_dir) / "group" / name)
     wf = init_group_wf(bids_dir=opts.bids_dir, output_dir=opts.output_dir, config=config,
                        seed=opts.seed, resume=opts.resume, evaluate=pairs,
                        train_dir=Path(opts.work_dir) / "group" / name / "training",
                        train_plugin_args=opts.train_plugin_args)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
+    for field, path in qc_files.items():
+        if field.endswith("_tsv"):
+            setattr(wf.inputs.inputnode, field, str(path))
     wf.base_dir = str(opts.work_dir)
     run_workflow(wf, opts, what="the group level", stop_on_first_crash=True)
     folder = model_dir(opts.output_dir, config)
     print(f"model: {folder / 'model.pt'}")
     print(f"model card: {folder / 'model_card.md'}")
+    print(f"QC table: {folder / 'qc.tsv'} ({qc_files['n_outliers']} outlier(s) flagged, listed in "
+          f"{folder / 'qc_outliers.tsv'}; {len(excluded)} session(s) excluded)")
     if (folder / "group_eval.md").is_file():
         print((folder / "group_eval.md").read_text())
     return 0
+
+
+def _exclude_sessions(opts, selected):
+    """The selection less the sessions of ``--exclude-sessions`` (a malformed file: one
+    line naming it and the line), and the excluded sessions with their reasons."""
+    import pandas as pd
+
+    from ..qc.exclusions import EXCLUSION_COLUMNS, apply_exclusions, read_exclusions
+
+    path = getattr(opts, "exclude_sessions", None)
+    if path is None:
+        return selected, pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    kept, excluded = apply_exclusions(selected, read_exclusions(path), source=str(path))
+    LOG.info("group level: %d T1w image(s) of %d session(s) left out by %s", len(selected) - len(kept),
+             len(excluded), path)
+    if kept.empty:
+        raise DaniNetError(f"{path} leaves out every selected session")
+    return kept, excluded
+
+
+def _qc_tables(opts, everyone, excluded, folder) -> dict:
+    """The QC table of every selected session (the excluded ones too, marked) with
+    outliers flagged, the outliers as an exclusion file, and the excluded sessions: TSVs
+    in ``folder`` for the group workflow's sinks."""
+    from ..qc.table import exclusions_from_flags, flag_outliers, gather_qc
+
+    qc = flag_outliers(gather_qc(everyone, opts.output_dir))
+    key = qc["participant_id"] + "|" + qc["session_id"]
+    reasons = dict(zip(excluded["participant_id"] + "|" + excluded["session_id"], excluded["reason"]))
+    qc["excluded"] = key.isin(reasons)
+    qc["exclusion_reason"] = key.map(reasons).fillna("")
+    outliers = exclusions_from_flags(qc)
+    return {"qc_tsv": write_table(qc, folder, "qc"),
+            "qc_outliers_tsv": write_table(outliers, folder, "qc_outliers"),
+            "excluded_tsv": write_table(excluded, folder, "excluded_sessions"),
+            "n_outliers": len(outliers)}
 
 
 def _check_longitudinal(config: str, pairs: bool) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DaniNetError
-from .execution import multiproc_poll
+from .execution import default_omp_nthreads, multiproc_poll
 
 LOG = logging.getLogger("daninet")
 
@@ -130,7 +130,7 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
     if output_dir.resolve() == Path(opts.bids_dir).resolve():
         raise DaniNetError("OUTPUT_DIR must differ from BIDS_DIR")
     nprocs = opts.nprocs or os.cpu_count() or 1
-    omp = opts.omp_nthreads or min(8, nprocs)
+    omp = opts.omp_nthreads or default_omp_nthreads(nprocs, len(table))
     if opts.preproc_backend == "fsl" and not os.environ.get("FSLDIR"):
         raise DaniNetError("--preproc-backend fsl needs FSL: set FSLDIR (FSL is installed in "
                            "the container image)")

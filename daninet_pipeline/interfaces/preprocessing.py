@@ -275,3 +275,35 @@ class RestoreOrientation(SimpleInterface):
         self._results["out_file"] = _out(runtime, "restored.nii.gz")
         out.to_filename(self._results["out_file"])
         return runtime
+
+
+class _QualityMeasuresInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="pre-processed T1w on the template grid")
+    in_mask_std = File(exists=True, mandatory=True, desc="brain mask on the template grid")
+    in_mask = File(exists=True, mandatory=True, desc="brain mask on the raw T1w's grid")
+    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+                          desc="TemplateFlow name of the template of in_file's grid")
+
+
+class _QualityMeasuresOutputSpec(TraitedSpec):
+    out_tsv = File(exists=True, desc="one row of QC measures (daninet_pipeline.qc.measures)")
+
+
+class QualityMeasures(SimpleInterface):
+    """A session's QC measures (brain volume, alignment to the template, residual bias,
+    SNR, CNR), see :func:`daninet_pipeline.qc.measures.session_qc`."""
+
+    input_spec = _QualityMeasuresInputSpec
+    output_spec = _QualityMeasuresOutputSpec
+
+    def _run_interface(self, runtime):
+        import nibabel as nib
+
+        from ..data.resources import load_template, load_template_mask
+        from ..qc.measures import session_qc, write_session_qc
+
+        measures = session_qc(nib.load(self.inputs.in_file), nib.load(self.inputs.in_mask_std),
+                              nib.load(self.inputs.in_mask), load_template(self.inputs.template),
+                              load_template_mask(self.inputs.template))
+        self._results["out_tsv"] = write_session_qc(measures, _out(runtime, "qc.tsv"))
+        return runtime

@@ -56,6 +56,9 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     ------
     sessions_tsv : the selected T1w images with their derivatives (columns of
         :data:`daninet_pipeline.group.SESSION_COLUMNS`; the CLI's single read of the dataset)
+    qc_tsv, qc_outliers_tsv, excluded_tsv : the QC table of the selected sessions with
+        outliers flagged, the outliers as an exclusion file, and the sessions left out
+        with their reasons (:mod:`daninet_pipeline.qc`); copied to the model's folder
 
     Outputs
     -------
@@ -64,6 +67,8 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     losses_tsv : ``models/<config>/losses.tsv``
     eval_tsv, eval_md : ``models/<config>/group_eval.{tsv,md}`` (with ``evaluate``)
     model_card : ``models/<config>/model_card.md``
+    qc_tsv, qc_outliers_tsv, excluded_tsv : ``models/<config>/qc.tsv``, ``qc_outliers.tsv``,
+        ``excluded_sessions.tsv``
     """
     from .outputs import init_ds_model_wf
 
@@ -75,8 +80,9 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         "(per-region, per-diagnosis yearly rates of intensity change; scikit-learn) was "
         "fitted on longitudinal pairs of the training set, "
         "and the conditional adversarial autoencoder was trained in PyTorch.\n")
-    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card"]
-    inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv"]), name="inputnode")
+    qc_fields = ["qc_tsv", "qc_outliers_tsv", "excluded_tsv"]
+    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card", *qc_fields]
+    inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv", *qc_fields]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
 
     split = pe.Node(SplitSubjects(seed=seed), name="split", run_without_submitting=True)
@@ -102,6 +108,7 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         (train, ds_model_wf, [("model_file", "inputnode.model_file"),
                               ("losses_tsv", "inputnode.losses_tsv")]),
         (card, ds_model_wf, [("model_card", "inputnode.model_card")]),
+        (inputnode, ds_model_wf, [(f, f"inputnode.{f}") for f in qc_fields]),
         (ds_model_wf, outputnode, [(f"outputnode.{f}", f) for f in fields
                                    if evaluate or not f.startswith("eval")]),
     ])

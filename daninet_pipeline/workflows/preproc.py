@@ -67,6 +67,8 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         Native-to-template affine, ITK text file (``antsApplyTransforms -t``).
     out_report
         QC figure (SVG).
+    qc_tsv
+        One row of QC measures (:data:`daninet_pipeline.qc.measures.QC_MEASURES`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown pre-processing backend {backend!r}; choose one of {BACKENDS}")
@@ -75,6 +77,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         BrainExtraction,
         N4BiasCorrection,
         NormalizeIntensity,
+        QualityMeasures,
         ResampleToTemplate,
         RestoreOrientation,
         ValidateT1w,
@@ -85,7 +88,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
     workflow = Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(
-        fields=["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report"]),
+        fields=["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report", "qc_tsv"]),
         name="outputnode")
 
     validate = pe.Node(ValidateT1w(), name="validate", mem_gb=1)
@@ -96,6 +99,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
                             name="resample_mask", mem_gb=1)
     restore_mask = pe.Node(RestoreOrientation(), name="restore_mask", mem_gb=0.5)
     report = pe.Node(PreprocReport(template=template), name="report", mem_gb=1)
+    qc = pe.Node(QualityMeasures(template=template), name="quality_measures", mem_gb=1)
 
     workflow.connect([
         (inputnode, validate, [("t1w", "in_file")]),
@@ -107,6 +111,10 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         (resample_mask, outputnode, [("out_file", "t1w_mask_std")]),
         (restore_mask, outputnode, [("out_file", "t1w_mask")]),
         (report, outputnode, [("out_report", "out_report")]),
+        (resample_t1w, qc, [("out_file", "in_file")]),
+        (resample_mask, qc, [("out_file", "in_mask_std")]),
+        (restore_mask, qc, [("out_file", "in_mask")]),
+        (qc, outputnode, [("out_tsv", "qc_tsv")]),
     ])
 
     if backend == "embedded":
