@@ -54,7 +54,10 @@ class ValidateT1w(SimpleInterface):
 class _N4InputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="T1w image")
     in_mask = File(exists=True, desc="mask where the field is fitted (default: Otsu head mask)")
-    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to ~4 mm)")
+    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to voxels of "
+                               "about fit_voxel_mm)")
+    fit_voxel_mm = traits.Float(6.0, usedefault=True,
+                                desc="voxel size (mm) of the grid the field is fitted on")
     iterations = traits.List(traits.Int, [50, 50], usedefault=True,
                              desc="iterations per fitting level")
     spline_distance = traits.Float(200.0, usedefault=True,
@@ -87,8 +90,8 @@ class N4BiasCorrection(SimpleInterface):
             kwargs["shrink_factor"] = self.inputs.shrink_factor
         corrected, field = n4_bias_correction(
             nib.load(self.inputs.in_file), iterations=tuple(self.inputs.iterations),
-            spline_distance_mm=self.inputs.spline_distance, n_threads=self.inputs.num_threads,
-            **kwargs)
+            spline_distance_mm=self.inputs.spline_distance, fit_voxel_mm=self.inputs.fit_voxel_mm,
+            n_threads=self.inputs.num_threads, **kwargs)
         self._results["out_file"] = _out(runtime, "t1w_n4.nii.gz")
         self._results["bias_field"] = _out(runtime, "bias_field.nii.gz")
         corrected.to_filename(self._results["out_file"])

@@ -122,19 +122,23 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
 
         workflow.__desc__ = (
             "The T1w image was reoriented to RAS+ (nibabel), corrected for intensity "
-            "non-uniformity with N4 (SimpleITK {sitk}, fitted on a shrunk copy inside a "
+            "non-uniformity with N4 (SimpleITK {sitk}, fitted on an 8 mm copy inside a "
             "head mask), skull-stripped with deepbet, corrected again with N4 inside the "
-            "brain mask (the image that is normalised), and registered to the {tpl} template with a "
+            "brain mask (fitted on a 6 mm copy; the image that is normalised), and registered to the {tpl} template with a "
             "multi-resolution 12-parameter affine (SimpleITK, Mattes mutual information). "
             "Intensities were scaled so that the brain's 99th percentile is 1, and the "
             "image was resampled onto the template grid (trilinear).".format(
                 sitk=sitk.Version_VersionString(), tpl=template))
-        n4 = pe.Node(N4BiasCorrection(num_threads=omp_nthreads), name="n4",
+        from ..preprocessing.bias import FIT_VOXEL_MM, HEAD_FIT_VOXEL_MM
+
+        # the head-mask pass only feeds brain extraction and registration: a coarser fit
+        n4 = pe.Node(N4BiasCorrection(num_threads=omp_nthreads, fit_voxel_mm=HEAD_FIT_VOXEL_MM), name="n4",
                      n_procs=omp_nthreads, mem_gb=2)
         bet = pe.Node(BrainExtraction(method="deepbet", num_threads=omp_nthreads,
                                       template=template),
                       name="brain_extraction", n_procs=omp_nthreads, mem_gb=3)
-        n4_brain = pe.Node(N4BiasCorrection(num_threads=omp_nthreads), name="n4_brain",
+        n4_brain = pe.Node(N4BiasCorrection(num_threads=omp_nthreads, fit_voxel_mm=FIT_VOXEL_MM),
+                           name="n4_brain",
                            n_procs=omp_nthreads, mem_gb=2)
         register = pe.Node(AffineRegistration(template=template, preset=registration,
                                               num_threads=omp_nthreads),
