@@ -51,7 +51,7 @@ def run_group(opts, selected) -> int:
     wf = init_group_wf(bids_dir=opts.bids_dir, output_dir=opts.output_dir, config=config,
                        seed=opts.seed, resume=opts.resume, evaluate=pairs,
                        train_dir=Path(opts.work_dir) / "group" / name / "training",
-                       train_plugin_args=opts.train_plugin_args)
+                       train_plugin_args=opts.train_plugin_args, qc=True)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     for field, path in qc_files.items():
         if field.endswith("_tsv"):

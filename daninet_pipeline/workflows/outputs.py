@@ -126,7 +126,7 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
     return workflow
 
 
-def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
+def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True, qc: bool = False,
                      name: str = "ds_model_wf") -> Workflow:
     """Write a trained model's files under ``OUTPUT_DIR/models/<config name>/``.
 
@@ -146,6 +146,8 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
         Preset name or configuration file (its name names the folder).
     evaluate : bool
         Whether the evaluation tables are written too.
+    qc : bool
+        Whether the QC tables are written too.
     name : str
         Workflow name.
 
@@ -154,8 +156,8 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
     split_tsv, model_file, losses_tsv, eval_tsv, eval_md, model_card
         Files made in the group level's working folders.
     qc_tsv, qc_outliers_tsv, excluded_tsv
-        The QC table of the selected sessions, its outliers as an exclusion file, and the
-        sessions left out with their reasons (:mod:`daninet_pipeline.qc`).
+        (with ``qc``) The QC table of the selected sessions, its outliers as an exclusion
+        file, and the sessions left out with their reasons (:mod:`daninet_pipeline.qc`).
 
     Outputs
     -------
@@ -166,8 +168,9 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
     from ..interfaces.bids import ExportFile
 
     files = {"split_tsv": "split.tsv", "model_file": "model.pt", "losses_tsv": "losses.tsv",
-             "model_card": "model_card.md", "qc_tsv": "qc.tsv", "qc_outliers_tsv": "qc_outliers.tsv",
-             "excluded_tsv": "excluded_sessions.tsv"}
+             "model_card": "model_card.md"}
+    if qc:
+        files.update(qc_tsv="qc.tsv", qc_outliers_tsv="qc_outliers.tsv", excluded_tsv="excluded_sessions.tsv")
     if evaluate:
         files.update(eval_tsv="group_eval.tsv", eval_md="group_eval.md")
     workflow = Workflow(name=name)
