@@ -56,7 +56,7 @@ class _N4InputSpec(BaseInterfaceInputSpec):
     in_mask = File(exists=True, desc="mask where the field is fitted (default: Otsu head mask)")
     shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to voxels of "
                                "about fit_voxel_mm)")
-    fit_voxel_mm = traits.Float(6.0, usedefault=True,
+    fit_voxel_mm = traits.Float(5.0, usedefault=True,
                                 desc="voxel size (mm) of the grid the field is fitted on")
     iterations = traits.List(traits.Int, [50, 50], usedefault=True,
                              desc="iterations per fitting level")

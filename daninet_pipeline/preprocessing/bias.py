@@ -9,7 +9,7 @@ from scipy import ndimage
 
 #: voxel size (mm) of the grid N4 fits on, when no ``shrink_factor`` is given: the
 #: brain-mask pass, whose image is the one normalised and kept
-FIT_VOXEL_MM = 6.0
+FIT_VOXEL_MM = 5.0
 #: the head-mask pass, whose image only feeds brain extraction and registration
 HEAD_FIT_VOXEL_MM = 8.0
 

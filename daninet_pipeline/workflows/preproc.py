@@ -124,7 +124,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
             "The T1w image was reoriented to RAS+ (nibabel), corrected for intensity "
             "non-uniformity with N4 (SimpleITK {sitk}, fitted on an 8 mm copy inside a "
             "head mask), skull-stripped with deepbet, corrected again with N4 inside the "
-            "brain mask (fitted on a 6 mm copy; the image that is normalised), and registered to the {tpl} template with a "
+            "brain mask (fitted on a 5 mm copy; the image that is normalised), and registered to the {tpl} template with a "
             "multi-resolution 12-parameter affine (SimpleITK, Mattes mutual information). "
             "Intensities were scaled so that the brain's 99th percentile is 1, and the "
             "image was resampled onto the template grid (trilinear).".format(

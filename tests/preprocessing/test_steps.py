@@ -105,7 +105,7 @@ def test_n4_removes_a_smooth_bias():
 
 
 def test_n4_default_settings_correct_a_known_field_with_the_field_fitted_coarsely():
-    """Issue 13, item 4: the defaults (fitted on ~6 mm voxels, the field interpolated from
+    """Issue 13, item 4: the defaults (fitted on ~5 mm voxels, the field interpolated from
     the fitting grid) still remove a known smooth field, and their field matches the
     B-spline evaluated at every voxel."""
     from daninet_pipeline.preprocessing.bias import HEAD_FIT_VOXEL_MM
