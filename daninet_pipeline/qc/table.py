@@ -58,7 +58,7 @@ def robust_z(values: pd.Series) -> pd.Series:
     is 0; 0 where both are 0); NaN stays NaN.
 
     >>> robust_z(pd.Series([1.0, 2.0, 3.0, 4.0, 100.0])).round(2).tolist()
-    [-1.35, -0.67, 0.0, 0.67, 65.42]
+    [-1.35, -0.67, 0.0, 0.67, 65.43]
     """
     x = values.astype(float)
     med = x.median()
