@@ -16,6 +16,26 @@ from ..errors import DaniNetError
 MULTIPROC_POLL_SECONDS = 0.1
 
 
+def default_omp_nthreads(nprocs: int, n_images: int) -> int:
+    """Threads one node may use when ``--omp-nthreads`` is not given: the cores left to
+    each T1w when all of them (at most ``nprocs``) run side by side, at most 8.
+
+    Each T1w is a chain of nodes, and Nipype's MultiProc starts a node only when its
+    ``n_procs`` fit in the free cores. With 2 cores, 10 T1w images and nodes that ask for
+    2 threads, the heavy nodes ran one at a time and the single-threaded parts of each
+    (file reading, gzip, scipy) left the second core idle: 1 thread per node and 2 nodes
+    at once keeps both cores busy (docs/benchmarks.md, "Throughput of the participant
+    level"). A single T1w gets every core, since its chain can run no node beside another.
+
+    >>> default_omp_nthreads(2, 10), default_omp_nthreads(2, 1), default_omp_nthreads(16, 5)
+    (1, 2, 3)
+    >>> default_omp_nthreads(32, 1)
+    8
+    """
+    nprocs, n_images = max(1, int(nprocs)), max(1, int(n_images))
+    return max(1, min(8, nprocs // min(nprocs, n_images)))
+
+
 def multiproc_poll(wf, plugin: str) -> None:
     """Set ``wf``'s scheduling interval to :data:`MULTIPROC_POLL_SECONDS` for MultiProc."""
     if plugin == "MultiProc":

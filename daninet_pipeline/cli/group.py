@@ -30,6 +30,8 @@ def run_group(opts, selected, run_dir=None, train_config=None) -> int:
     from ..workflows.base import init_daninet_group_wf
     from .execution import new_run_id
 
+    everyone = selected
+    selected, excluded = _exclude_sessions(opts, selected)
     if opts.evaluate:
         return evaluate_only(opts, selected)
     config = opts.config or "full"
@@ -53,12 +55,16 @@ def run_group(opts, selected, run_dir=None, train_config=None) -> int:
              len(table), config)
     name = model_name(config)
     sessions_tsv = write_table(table, Path(opts.work_dir) / "group" / name, "sessions")
+    qc_files = _qc_tables(opts, everyone, excluded, Path(opts.work_dir) / "group" / name)
     wf = init_daninet_group_wf(sessions_tsv=sessions_tsv, output_dir=opts.output_dir, work_dir=opts.work_dir,
                                config=config, bids_dir=opts.bids_dir, seed=opts.seed, resume=opts.resume,
-                               evaluate=pairs, train_plugin_args=opts.train_plugin_args, train_config=cfg)
+                               evaluate=pairs, train_plugin_args=opts.train_plugin_args, train_config=cfg,
+                               qc_files={k: v for k, v in qc_files.items() if k.endswith("_tsv")})
     run_workflow(wf, opts, what="the group level", run_dir=run_dir, stop_on_first_crash=True)
     folder = model_dir(opts.output_dir, config)
-    report = write_group_report(folder)
+    from ..qc import read_excluded_sessions, read_group_qc
+
+    report = write_group_report(folder, qc=read_group_qc(folder), excluded=read_excluded_sessions(folder))
     from ..reports.citation import citation_text, write_citation
 
     write_citation(opts.output_dir, run_dir,
@@ -67,8 +73,46 @@ def run_group(opts, selected, run_dir=None, train_config=None) -> int:
         print((folder / "group_eval.md").read_text())
     print(f"model: {folder / 'model.pt'}")
     print(f"model card: {folder / 'model_card.md'}")
+    print(f"QC table: {folder / 'qc.tsv'} ({qc_files['n_outliers']} outlier(s) flagged, listed in "
+          f"{folder / 'qc_outliers.tsv'}; {len(excluded)} session(s) excluded)")
     print(f"report: {report}", flush=True)
     return 0
+
+
+def _exclude_sessions(opts, selected):
+    """The selection less the sessions of ``--exclude-sessions`` (a malformed file: one
+    line naming it and the line), and the excluded sessions with their reasons."""
+    import pandas as pd
+
+    from ..qc.exclusions import EXCLUSION_COLUMNS, apply_exclusions, read_exclusions
+
+    path = getattr(opts, "exclude_sessions", None)
+    if path is None:
+        return selected, pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    kept, excluded = apply_exclusions(selected, read_exclusions(path), source=str(path))
+    LOG.info("group level: %d T1w image(s) of %d session(s) left out by %s", len(selected) - len(kept),
+             len(excluded), path)
+    if kept.empty:
+        raise DaniNetError(f"{path} leaves out every selected session")
+    return kept, excluded
+
+
+def _qc_tables(opts, everyone, excluded, folder) -> dict:
+    """The QC table of every selected session (the excluded ones too, marked) with
+    outliers flagged, the outliers as an exclusion file, and the excluded sessions: TSVs
+    in ``folder`` for the group workflow's sinks."""
+    from ..qc.table import exclusions_from_flags, flag_outliers, gather_qc
+
+    qc = flag_outliers(gather_qc(everyone, opts.output_dir))
+    key = qc["participant_id"] + "|" + qc["session_id"]
+    reasons = dict(zip(excluded["participant_id"] + "|" + excluded["session_id"], excluded["reason"]))
+    qc["excluded"] = key.isin(reasons)
+    qc["exclusion_reason"] = key.map(reasons).fillna("")
+    outliers = exclusions_from_flags(qc)
+    return {"qc_tsv": write_table(qc, folder, "qc"),
+            "qc_outliers_tsv": write_table(outliers, folder, "qc_outliers"),
+            "excluded_tsv": write_table(excluded, folder, "excluded_sessions"),
+            "n_outliers": len(outliers)}
 
 
 def _check_longitudinal(cfg, name: str, pairs: bool) -> None:

@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "baseline's age; direct: the generator's own image (the paper's output)")
     g.add_argument("--native", action="store_true",
                    help="also write simulated images in the subject's native space")
+    g.add_argument("--exclude-sessions", type=Path, metavar="FILE",
+                   help="group level: TSV (participant_id, session_id, reason) of sessions to leave out "
+                        "of training and evaluation, written by hand or from the QC flags "
+                        "(OUTPUT_DIR/models/<name>/qc_outliers.tsv); a session_id of n/a leaves out the "
+                        "whole subject")
     g.add_argument("--evaluate", action="store_true",
                    help="group level: train nothing; score the trained models of OUTPUT_DIR/models (or --config's) side by side with identity on their test split")
 
@@ -96,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nprocs", "--n-cpus", type=int, metavar="N",
                    help="processes Nipype may run at once (default: all cores)")
     g.add_argument("--omp-nthreads", type=int, metavar="N",
-                   help="threads one process may use (default: min(8, nprocs))")
+                   help="threads one process may use (default: the cores each T1w gets when all run side by side, nprocs // min(nprocs, T1w images), at most 8)")
     g.add_argument("--mem-gb", type=float, metavar="GB", help="memory Nipype may plan for")
     g.add_argument("--plugin", choices=NIPYPE_PLUGINS, default="MultiProc",
                    help="Nipype execution plugin")

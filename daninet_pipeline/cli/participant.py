@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DaniNetError
+from .execution import default_omp_nthreads
 
 LOG = logging.getLogger("daninet")
 
@@ -64,7 +65,7 @@ def run_participant(opts, table: pd.DataFrame, run_dir=None, *, brain_extraction
     if output_dir.resolve() == Path(opts.bids_dir).resolve():
         raise DaniNetError("OUTPUT_DIR must differ from BIDS_DIR")
     nprocs = opts.nprocs or os.cpu_count() or 1
-    omp = opts.omp_nthreads or min(8, nprocs)
+    omp = opts.omp_nthreads or default_omp_nthreads(nprocs, len(table))
     if opts.preproc_backend == "fsl" and not os.environ.get("FSLDIR"):
         raise DaniNetError("--preproc-backend fsl needs FSL: set FSLDIR (FSL is installed in "
                            "the container image)")

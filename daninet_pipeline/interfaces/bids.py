@@ -19,6 +19,8 @@ from nipype.interfaces.base import (
 )
 from niworkflows.interfaces.bids import DerivativesDataSink as _NiworkflowsSink
 
+from ..bids.naming import path_patterns
+
 
 def _same_content(new: Path, old: Path) -> bool:
     """Whether ``old`` already holds what ``new`` holds (a ``.gz`` by its uncompressed
@@ -65,6 +67,7 @@ class DerivativesDataSink(_NiworkflowsSink):
 
     out_path_base = ""
     _always_run = True
+    _file_patterns = path_patterns()  # niworkflows' and the QC table's
 
     def _run_interface(self, runtime):
         from nipype.interfaces.base import isdefined

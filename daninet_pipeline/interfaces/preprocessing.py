@@ -55,7 +55,10 @@ class ValidateT1w(SimpleInterface):
 class _N4InputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="T1w image")
     in_mask = File(exists=True, desc="mask where the field is fitted (default: Otsu head mask)")
-    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to ~4 mm)")
+    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to voxels of "
+                               "about fit_voxel_mm)")
+    fit_voxel_mm = traits.Float(5.0, usedefault=True,
+                                desc="voxel size (mm) of the grid the field is fitted on")
     iterations = traits.List(traits.Int, [50, 50], usedefault=True,
                              desc="iterations per fitting level")
     spline_distance = traits.Float(200.0, usedefault=True,
@@ -88,8 +91,8 @@ class N4BiasCorrection(SimpleInterface):
             kwargs["shrink_factor"] = self.inputs.shrink_factor
         corrected, field = n4_bias_correction(
             nib.load(self.inputs.in_file), iterations=tuple(self.inputs.iterations),
-            spline_distance_mm=self.inputs.spline_distance, n_threads=self.inputs.num_threads,
-            **kwargs)
+            spline_distance_mm=self.inputs.spline_distance, fit_voxel_mm=self.inputs.fit_voxel_mm,
+            n_threads=self.inputs.num_threads, **kwargs)
         self._results["out_file"] = _out(runtime, "t1w_n4.nii.gz")
         self._results["bias_field"] = _out(runtime, "bias_field.nii.gz")
         corrected.to_filename(self._results["out_file"])
@@ -275,4 +278,36 @@ class RestoreOrientation(SimpleInterface):
         out.set_data_dtype(img.get_data_dtype())
         self._results["out_file"] = _out(runtime, "restored.nii.gz")
         out.to_filename(self._results["out_file"])
+        return runtime
+
+
+class _QualityMeasuresInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="pre-processed T1w on the template grid")
+    in_mask_std = File(exists=True, mandatory=True, desc="brain mask on the template grid")
+    in_mask = File(exists=True, mandatory=True, desc="brain mask on the raw T1w's grid")
+    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+                          desc="TemplateFlow name of the template of in_file's grid")
+
+
+class _QualityMeasuresOutputSpec(TraitedSpec):
+    out_tsv = File(exists=True, desc="one row of QC measures (daninet_pipeline.qc.measures)")
+
+
+class QualityMeasures(SimpleInterface):
+    """A session's QC measures (brain volume, alignment to the template, residual bias,
+    SNR, CNR), see :func:`daninet_pipeline.qc.measures.session_qc`."""
+
+    input_spec = _QualityMeasuresInputSpec
+    output_spec = _QualityMeasuresOutputSpec
+
+    def _run_interface(self, runtime):
+        import nibabel as nib
+
+        from ..data.resources import load_template, load_template_mask
+        from ..qc.measures import session_qc, write_session_qc
+
+        measures = session_qc(nib.load(self.inputs.in_file), nib.load(self.inputs.in_mask_std),
+                              nib.load(self.inputs.in_mask), load_template(self.inputs.template),
+                              load_template_mask(self.inputs.template))
+        self._results["out_tsv"] = write_session_qc(measures, _out(runtime, "qc.tsv"))
         return runtime

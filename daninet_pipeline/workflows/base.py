@@ -74,9 +74,11 @@ def init_daninet_participant_wf(table: pd.DataFrame, *, output_dir, work_dir, bi
 
 def init_daninet_group_wf(*, sessions_tsv, output_dir, work_dir, config: str, bids_dir=None,
                           seed: int = 0, resume: bool = False, evaluate: bool = True,
-                          train_plugin_args: dict | None = None, train_config=None) -> Workflow:
+                          train_plugin_args: dict | None = None, train_config=None,
+                          qc_files: dict | None = None) -> Workflow:
     """The group level: :func:`~daninet_pipeline.workflows.group.init_group_wf` on the
-    selected sessions (``sessions_tsv``).
+    selected sessions (``sessions_tsv``); with ``qc_files`` (``qc_tsv``, ``qc_outliers_tsv``,
+    ``excluded_tsv``: :mod:`daninet_pipeline.qc`'s tables) their sinks too.
 
     The configuration (``config``: a preset name or a JSON file; ``train_config``: the
     :class:`~daninet_pipeline.model.config.TrainConfig` already read from it, if the
@@ -94,8 +96,10 @@ def init_daninet_group_wf(*, sessions_tsv, output_dir, work_dir, config: str, bi
     wf = init_group_wf(bids_dir=bids_dir, output_dir=output_dir, config=str(resolved), seed=seed,
                        resume=resume, evaluate=evaluate,
                        train_dir=Path(work_dir) / "group" / name / "training",
-                       train_plugin_args=train_plugin_args)
+                       train_plugin_args=train_plugin_args, qc=bool(qc_files))
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
+    for field, path in (qc_files or {}).items():
+        setattr(wf.inputs.inputnode, field, str(path))
     wf.base_dir = str(work_dir)
     wf.daninet_groups = {}
     return wf

@@ -118,7 +118,8 @@ def init_participant_wf(*, subject: str, sessions: list[tuple[str | None, str]],
                 ("outputnode.t1w_mask", "inputnode.t1w_mask"),
                 ("outputnode.t1w_mask_std", "inputnode.t1w_mask_std"),
                 ("outputnode.xfm", "inputnode.xfm"),
-                ("outputnode.out_report", "inputnode.out_report")]),
+                ("outputnode.out_report", "inputnode.out_report"),
+                ("outputnode.qc_tsv", "inputnode.qc_tsv")]),
         ])
         for field, merge in merges.items():
             workflow.connect([(ds_wf, merge, [(f"outputnode.{field}", f"in{i + 1}")])])
