@@ -236,7 +236,7 @@ def test_two_cores_run_two_t1w_side_by_side(tmp_path):
     main process (where it would stop the scheduling until it ends)."""
     import pandas as pd
 
-    from daninet_pipeline.cli.participant import build_workflow
+    from daninet_pipeline.workflows.base import init_daninet_participant_wf
 
     rows = []
     for ses in ("M000", "M006", "M012"):
@@ -247,8 +247,8 @@ def test_two_cores_run_two_t1w_side_by_side(tmp_path):
 
     omp = default_omp_nthreads(2, len(rows))
     assert omp == 1 and default_omp_nthreads(2, 1) == 2
-    wf, _ = build_workflow(pd.DataFrame(rows), output_dir=tmp_path / "out", work_dir=tmp_path / "work",
-                           omp_nthreads=omp)
+    wf = init_daninet_participant_wf(pd.DataFrame(rows), output_dir=tmp_path / "out", work_dir=tmp_path / "work",
+                                     omp_nthreads=omp)
     graph = wf._create_flat_graph()
     heavy = [n for n in graph.nodes if n.name in ("n4", "n4_brain", "brain_extraction", "register")]
     assert len(heavy) == 12 and all(n.n_procs == 1 for n in heavy)
