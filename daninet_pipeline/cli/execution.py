@@ -132,17 +132,10 @@ def write_table(table, folder, stem: str) -> Path:
     node stays cached, and another selection gets its own file."""
     import hashlib
     import io
-    import os
-    import uuid
+
+    from ..atomic import write_text
 
     buffer = io.StringIO()
     table.to_csv(buffer, sep="\t", index=False, na_rep="n/a")
     text = buffer.getvalue()
-    path = Path(folder) / f"{stem}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.tsv"
-    if path.is_file() and path.read_text() == text:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(Path(folder) / f"{stem}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.tsv", text)

@@ -74,13 +74,9 @@ def citation_text(*, level: str, workflow=None, template: str = DEFAULT_TEMPLATE
 def write_citation(output_dir, run_dir, text: str) -> Path:
     """``text`` as ``OUTPUT_DIR/logs/CITATION.md`` and ``run_dir/CITATION.md``, each
     replaced atomically (the tasks of a SLURM array share OUTPUT_DIR)."""
-    import os
-    import uuid
+    from ..atomic import write_text
 
     out = Path(output_dir) / "logs" / "CITATION.md"
     for target in (out, Path(run_dir) / "CITATION.md"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+        write_text(target, text)
     return out

@@ -109,18 +109,10 @@ def write_resolved_config(cfg, path) -> Path:
     """``cfg`` as a complete JSON file at ``path``, written only when its content changes
     (Nipype hashes an input file by path and time stamp: the nodes stay cached)."""
     import json
-    import os
-    import uuid
 
-    path = Path(path)
-    text = json.dumps(cfg.to_dict(), indent=1) + "\n"
-    if path.is_file() and path.read_text() == text:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    from ..atomic import write_text
+
+    return write_text(path, json.dumps(cfg.to_dict(), indent=1) + "\n")
 
 
 def init_daninet_simulation_wf(tables: dict[str, str], *, model_file, output_dir, work_dir, bids_dir,
