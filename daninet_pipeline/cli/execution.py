@@ -98,6 +98,20 @@ def new_run_id(level: str) -> str:
     return f"{level}_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{uuid.uuid4().hex[:8]}"
 
 
+def reports_each_step(plugin: str) -> bool:
+    """Whether Nipype's ``plugin`` calls the status callback as each node starts and ends:
+    Linear, MultiProc and the job-by-job batch plugins (SLURM, SGE, PBS, LSF: a step's
+    "start" is its submission), not the graph plugins (SLURMGraph, SGEGraph), which submit
+    the whole graph and return."""
+    from nipype.pipeline.plugins.base import DistributedPluginBase
+
+    from .batch import BATCH_PLUGINS
+
+    if plugin in ("Linear", "MultiProc"):
+        return True
+    return plugin in BATCH_PLUGINS and issubclass(BATCH_PLUGINS[plugin], DistributedPluginBase)
+
+
 def run_workflow(wf, opts, *, what: str, run_dir, stop_on_first_crash: bool = False,
                  check: bool = True):
     """Run ``wf`` (a level's top-level workflow from :mod:`daninet_pipeline.workflows.base`)
@@ -105,9 +119,10 @@ def run_workflow(wf, opts, *, what: str, run_dir, stop_on_first_crash: bool = Fa
 
     MultiProc gets ``n_procs`` from ``--nprocs`` (default: all cores) and ``memory_gb`` from
     ``--mem-gb``; crash files (text) and Nipype's log go to ``run_dir``
-    (``OUTPUT_DIR/logs/<run id>``); with MultiProc and Linear a
-    :class:`~daninet_pipeline.cli.progress.StepProgress` is Nipype's status callback (the
-    progress line; the per-step times and failures the reports show). Returns
+    (``OUTPUT_DIR/logs/<run id>``); with every plugin that reports each step
+    (:func:`reports_each_step`) a :class:`~daninet_pipeline.cli.progress.StepProgress` is
+    Nipype's status callback (the progress line; the per-step times and failures the
+    reports show). Returns
     ``(progress, crashed)``; with ``check`` a crash raises :class:`DaniNetError` naming
     ``what`` failed and where the crash files are.
     """
@@ -134,14 +149,18 @@ def run_workflow(wf, opts, *, what: str, run_dir, stop_on_first_crash: bool = Fa
         workers = plugin_args["n_procs"]
     progress = StepProgress(what, graph_steps(wf), workers=workers,
                             groups=getattr(wf, "daninet_groups", {}))
-    if opts.plugin in ("MultiProc", "Linear"):
+    from .signals import plugin_for
+
+    if reports_each_step(opts.plugin):
         plugin_args.setdefault("status_callback", progress)
         progress.start()
+    else:
+        logging.getLogger("daninet").info(
+            "%s: the %s plugin submits every step at once and reports none back: no progress line and "
+            "no step times (follow the jobs with the scheduler's queue)", what, opts.plugin)
     crashed = False
     try:
         with nipype_log_to(run_dir / "nipype.log", getattr(opts, "verbose", 0)):
-            from .signals import plugin_for
-
             wf.run(plugin=plugin_for(opts.plugin, plugin_args), plugin_args=plugin_args)
     except RuntimeError as err:  # Nipype: "Workflow did not execute cleanly"
         crashed = True

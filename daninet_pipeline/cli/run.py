@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(opts) -> int:
-    """Select the sessions, record the run (``logs/<run id>/config.toml``) and call the
-    level's runner."""
+    """Select the sessions, record the run (``logs/<run id>/config.toml``) and run the
+    level (:func:`daninet_pipeline.levels.run_level`, the one runner of every level)."""
     from pathlib import Path
 
     from ..bids import load_sessions, validate_or_raise
@@ -104,17 +104,9 @@ def _run(opts) -> int:
                                    model=train_config.to_dict() if train_config else None)
     LOG.info("run %s: options and seeds in %s (replay: daninet --replay-run %s)", run_id, config_toml,
              config_toml)
-    if level == "participant":
-        from .participant import run_participant
+    from ..levels import run_level
 
-        return run_participant(opts, table, run_dir)
-    if level == "simulation":
-        from .simulate import run_simulation
-
-        return run_simulation(opts, table, run_dir)
-    from .group import run_group
-
-    return run_group(opts, table, run_dir, train_config)
+    return run_level(level, opts, table, run_dir, **({"train_config": train_config} if level == "group" else {}))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         ``plugin_args``), e.g. ``{"sbatch_args": "--partition=gpu --gpus=1 --time=24:00:00"}``
         so that, with ``--plugin SLURM``, only the training goes to a GPU partition
     qc : copy the QC tables given in ``qc_tsv``, ``qc_outliers_tsv`` and ``excluded_tsv``
-        to the model's folder (the CLI makes them: ``daninet_pipeline.cli.group``)
+        to the model's folder (the group level makes them: ``daninet_pipeline.levels``)
 
     Inputs
     ------

@@ -230,24 +230,37 @@ def test_nipype_plugin_settings_run_on_slurm(cluster, plugin, tmp_path):
     assert list(tmp_path.rglob("batch/*.sh")), "no SLURM batch script written"
 
 
-def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
+@pytest.mark.parametrize("plugin", ["SLURMGraph", "SLURM"])
+def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path, plugin):
+    """The app with a batch plugin writes every derivative; with SLURM (job by job) the
+    progress line and the steps table of the report follow every step; SLURMGraph
+    (everything submitted at once) says there is none."""
     subject = _subjects(bids)[-1]
     session = sorted(p.name for p in (bids / subject).glob("ses-*"))[0]
-    settings = (RECIPES / "nipype" / "slurmgraph.json").read_text()
+    settings = (RECIPES / "nipype" / f"{plugin.lower()}.json").read_text()
     out = tmp_path / "derivatives" / "daninet"
     t0 = time.monotonic()
     proc = _run([BIN / "daninet", bids, out, "participant", "--participant-label", subject,
                  "--session-label", session,
                  "--skip-bids-validation", "--work-dir", tmp_path / "work",
-                 "--plugin", "SLURMGraph", "--plugin-args", settings],
+                 "--plugin", plugin, "--plugin-args", settings],
                 check=False, timeout=JOB_TIMEOUT)
     _wait_for_user_jobs()  # SLURMGraph returns once every node is submitted
-    print(f"[slurm] daninet --plugin SLURMGraph, {subject}: exit {proc.returncode} in "
+    print(f"[slurm] daninet --plugin {plugin}, {subject}: exit {proc.returncode} in "
           f"{time.monotonic() - t0:.0f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     check = _run([sys.executable, RECIPES / "check_derivatives.py", bids, out,
                   "--participant-label", subject, "--session-label", session], check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+    steps = (out / "logs" / f"{subject}_steps.tsv").read_text().splitlines()
+    done = [line for line in steps[1:] if "\tdone\t" in line]
+    progress = [line for line in proc.stderr.splitlines() if "participant level: " in line and " steps (" in line]
+    print(f"[slurm] {plugin}: {len(done)} steps recorded done; last progress line: "
+          f"{progress[-1].split(': ', 1)[-1] if progress else None}")
+    if plugin == "SLURM":
+        assert len(done) >= 5 and progress and "(100%)" in progress[-1], proc.stderr[-3000:]
+    else:
+        assert "reports none back: no progress line" in proc.stderr, proc.stderr[-3000:]
 
 
 def _tiny_store(root):

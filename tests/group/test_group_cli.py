@@ -65,31 +65,37 @@ def test_the_selection_restricts_the_sessions_trained_and_evaluated_on(demo_bids
 
 
 def test_missing_derivatives_are_made_by_the_participant_level_first(demo_bids, tmp_path, monkeypatch):
-    import daninet_pipeline.cli.participant as participant
+    import daninet_pipeline.levels as levels
 
     out = tmp_path / "out"
     first = sorted(p.name for p in demo_bids.glob("sub-*"))[0][4:]
     fake_derivatives(demo_bids, out, skip_subject=first)
     asked = []
 
-    def fake_participant(opts, table):  # stands in for the pre-processing of the missing subject
-        asked.append(sorted(table["subject"].unique()))
+    run_level = levels.run_level
+
+    def fake_run_level(level, opts, table, run_dir=None, **kwargs):
+        if level != "participant":
+            return run_level(level, opts, table, run_dir, **kwargs)
+        asked.append(sorted(table["subject"].unique()))  # stands in for the pre-processing
         fake_derivatives(demo_bids, out)
         return 0
 
-    monkeypatch.setattr(participant, "run_participant", fake_participant)
+    monkeypatch.setattr(levels, "run_level", fake_run_level)
     code = _group(demo_bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"))
     assert code == 0 and asked == [[first]]
     assert (out / "models" / "tiny" / "model.pt").is_file()
 
 
 def test_failed_participant_level_stops_the_group_level_in_one_line(demo_bids, tmp_path, monkeypatch, capsys):
-    import daninet_pipeline.cli.participant as participant
+    import daninet_pipeline.levels as levels
 
     out = tmp_path / "out"
     first = sorted(p.name for p in demo_bids.glob("sub-*"))[0][4:]
     fake_derivatives(demo_bids, out, skip_subject=first)
-    monkeypatch.setattr(participant, "run_participant", lambda opts, table: 1)
+    run_level = levels.run_level
+    monkeypatch.setattr(levels, "run_level", lambda level, opts, table, run_dir=None, **kw:
+                        1 if level == "participant" else run_level(level, opts, table, run_dir, **kw))
     code = _group(demo_bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "participant level failed" in err[0]
