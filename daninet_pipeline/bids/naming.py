@@ -57,9 +57,9 @@ QC_PATTERN = ("sub-{subject}[/ses-{session}]/{datatype<anat>|anat}/sub-{subject}
 
 def path_patterns() -> tuple[str, ...]:
     """niworkflows' derivative patterns, and :data:`QC_PATTERN` first."""
-    from niworkflows.interfaces.bids import BIDS_DERIV_PATTERNS
+    from .niworkflows_bids import import_niworkflows_bids
 
-    return (QC_PATTERN, *BIDS_DERIV_PATTERNS)
+    return (QC_PATTERN, *import_niworkflows_bids().BIDS_DERIV_PATTERNS)
 
 
 def source_entities(source_file) -> dict:

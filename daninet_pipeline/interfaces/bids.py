@@ -17,9 +17,10 @@ from nipype.interfaces.base import (
     Str,
     TraitedSpec,
 )
-from niworkflows.interfaces.bids import DerivativesDataSink as _NiworkflowsSink
-
 from ..bids.naming import path_patterns
+from ..bids.niworkflows_bids import import_niworkflows_bids
+
+_NiworkflowsSink = import_niworkflows_bids().DerivativesDataSink
 
 
 def _same_content(new: Path, old: Path) -> bool:
