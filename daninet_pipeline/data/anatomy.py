@@ -34,6 +34,11 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
     "Left_Ventricle": ("Left_Lateral_Ventricle", "Left_Inf_Lat_Vent"),
     "Right_Ventricle": ("Right_Lateral_Ventricle", "Right_Inf_Lat_Vent"),
     "Third_Ventricle": ("3rd_Ventricle",),
+    # atrophy that L_reg's default regions (model.config) do not supervise
+    "Left_Precuneus": ("Left_PCu_precuneus",),
+    "Right_Precuneus": ("Right_PCu_precuneus",),
+    "Left_PosteriorCingulate": ("Left_PCgG_posterior_cingulate_gyrus",),
+    "Right_PosteriorCingulate": ("Right_PCgG_posterior_cingulate_gyrus",),
 }
 
 #: Nominal annual fractional volume change per region kind and diagnosis.
@@ -45,6 +50,8 @@ ANNUAL_RATES: dict[str, dict[str, float]] = {
     "Entorhinal": {"CN": -0.012, "MCI": -0.030, "AD": -0.055},
     "Temporal": {"CN": -0.005, "MCI": -0.012, "AD": -0.025},
     "Ventricle": {"CN": 0.025, "MCI": 0.050, "AD": 0.080},
+    "Precuneus": {"CN": -0.006, "MCI": -0.015, "AD": -0.030},
+    "PosteriorCingulate": {"CN": -0.006, "MCI": -0.014, "AD": -0.028},
     "Brain": {"CN": -0.003, "MCI": -0.008, "AD": -0.015},
 }
 
