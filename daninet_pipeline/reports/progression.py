@@ -102,11 +102,11 @@ def write_group_report(model_dir, out_file=None) -> Path:
                  "subject.</p>", _table(errors)]
     eval_path = model_dir / "group_eval.tsv"
     if eval_path.is_file():
-        from ..evaluation.evaluate import summarise
+        from ..evaluation.report import summarise
 
         summary = summarise(pd.read_csv(eval_path, sep="\t"))
         body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
-                 "<b>identity</b> copies the baseline forward.</p>", _table(summary)]
+                 "each follow-up predicted from the last scan before it; <b>identity</b> copies that scan forward.</p>", _table(summary)]
     split_path = model_dir / "split.tsv"
     if split_path.is_file():
         split = pd.read_csv(split_path, sep="\t")
