@@ -10,7 +10,10 @@ time. Stages:
 
 1. ``data``: ``daninet-demo-data DIR/bids --subjects N --seed S --shape small``;
 2. ``participant``: ``daninet DIR/bids DIR/out participant`` (pre-processing, Nipype's
-   cache in ``DIR/work``, so an interrupted run resumes per session);
+   cache in ``DIR/work``, so an interrupted run resumes per session); with
+   ``--derivatives truth`` instead the ground truth's noise-free template-space images
+   stand in for the derivatives (stage ``truth-derivatives``: no pre-processing error
+   and no scanner contrast, so it is a shortcut for a short run, not the benchmark);
 3. ``train``: for each configuration (``benchmarks/configs/bench-<name>.json``: the
    paper's ablation presets at the demo's size and 300 steps), the group level's
    training workflow (``init_group_wf(evaluate=False)``); one model per configuration
@@ -77,6 +80,30 @@ def stage_participant(root: Path, opts) -> None:
           "--omp-nthreads", "1", "--skip-bids-validation"], root / "logs" / "participant.log")
 
 
+def stage_truth_derivatives(root: Path, opts) -> None:
+    """Stand-in participant derivatives: each session's noise-free, bias-free truth on the
+    template grid times its true brain mask (no pre-processing error, no scanner contrast:
+    a shortcut for a run that cannot afford the participant level; said in the table)."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    from daninet_pipeline.group import derivative_paths
+
+    tpl = "MNI152NLin2009aSym"
+    truth = root / "bids" / "derivatives" / "ground_truth"
+    for img_path in sorted(truth.glob(f"sub-*/ses-*/anat/*_space-{tpl}_desc-noisefree_T1w.nii.gz")):
+        sub, ses = img_path.name.split("_")[:2]
+        mask_path = img_path.with_name(img_path.name.replace("desc-noisefree_T1w", "desc-brain_mask"))
+        img, mask = nib.load(img_path), nib.load(mask_path)
+        preproc, out_mask = derivative_paths(root / "out", sub[4:], ses[4:])
+        preproc.parent.mkdir(parents=True, exist_ok=True)
+        data = np.asarray(img.dataobj, np.float32) * (np.asarray(mask.dataobj) > 0)
+        nib.save(nib.Nifti1Image(data, img.affine), preproc)
+        shutil.copy(mask_path, out_mask)
+
+
 def stage_train(root: Path, name: str, opts) -> None:
     from daninet_pipeline.workflows.group import init_group_wf
 
@@ -105,6 +132,9 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--measurements", nargs="+", default=["tbm", "atropos"], choices=("tbm", "atropos"))
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--derivatives", choices=("participant", "truth"), default="participant",
+                        help="truth: stand in for the participant level with the ground truth (no "
+                             "pre-processing error, no scanner contrast; a shortcut, said in the table)")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     root = opts.dir.resolve()
@@ -121,6 +151,8 @@ def main(argv=None) -> int:
             plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
         elif stage == "evaluate":
             plan.append(("evaluate-" + "-".join(opts.configs), lambda: stage_evaluate(root, opts)))
+        elif stage == "participant" and opts.derivatives == "truth":
+            plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
         else:
             fn = {"data": stage_data, "participant": stage_participant}[stage]
             plan.append((stage, lambda f=fn: f(root, opts)))

@@ -70,6 +70,9 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
 
     split = pd.read_csv(model_file.parent / "split.tsv", sep="\t", dtype={"subject": str})
     table, _ = gather_sessions(bids, out)
+    eval_tsv = model_file.parent / "group_eval.tsv"
+    rows = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str}) if eval_tsv.is_file() else None
+    name = model_file.parent.name
     reports = []
     for sub in split.loc[split["split"] == "test", "subject"]:
         rows = table[table["subject"] == sub].sort_values("age")
@@ -88,7 +91,8 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
         reports.append(write_subject_report(
             sub, base["preproc"], float(base["age"]), simulated, out / f"sub-{sub}.html",
             followups=followups, trajectory={r["age"]: r["image"].get_fdata() for r in strip},
-            qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1]))
+            qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1],
+            evaluation_rows=rows, methods=("identity", "population-mean", f"{name}-change")))
     return reports
 
 

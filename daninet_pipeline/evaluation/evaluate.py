@@ -195,7 +195,7 @@ def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = 
 
 def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measurements=measure.MEASUREMENTS,
                regions_cache: dict | None = None, supervised: set[str] | None = None,
-               syn_iterations=measure.SYN_ITERATIONS) -> list[dict]:
+               syn_iterations=None) -> list[dict]:
     """Rows (one per method x measurement) scoring ``predictions`` of ``pair``."""
     ref_img = nib.load(pair.followup)
     start, real = predictions[IDENTITY], predictions[ORACLE]
@@ -247,7 +247,7 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
 
 
 def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
-                   measurements=measure.MEASUREMENTS, syn_iterations=measure.SYN_ITERATIONS) -> pd.DataFrame:
+                   measurements=measure.MEASUREMENTS, syn_iterations=None) -> pd.DataFrame:
     """:func:`score_pair` over ``pairs``; one row per follow-up, method and measurement."""
     rows, cache = [], {}
     supervised = supervised_regions()

@@ -49,10 +49,12 @@ def region_masks(labels: np.ndarray, regions: dict[str, list[int]]) -> dict[str,
 
 
 def jacobian_determinant(start: np.ndarray, other: np.ndarray, zooms, *,
-                         iterations=SYN_ITERATIONS, seed: int = 1) -> np.ndarray:
-    """Jacobian determinant (on ``start``'s grid) of SyN from ``start`` (fixed) to ``other``."""
+                         iterations=None, seed: int = 1) -> np.ndarray:
+    """Jacobian determinant (on ``start``'s grid) of SyN from ``start`` (fixed) to ``other``
+    (``iterations`` per level, default :data:`SYN_ITERATIONS`)."""
     import ants
 
+    iterations = SYN_ITERATIONS if iterations is None else iterations
     fixed, moving = _ants_image(start, zooms), _ants_image(other, zooms)
     reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly",
                             initial_transform="Identity", reg_iterations=tuple(iterations),
@@ -72,7 +74,7 @@ def bounding_box(mask: np.ndarray, margin: int = 3) -> tuple[slice, slice, slice
 
 
 def tbm_change(start: np.ndarray, other: np.ndarray, labels: np.ndarray, regions: dict[str, list[int]],
-               zooms, *, mask=None, start_posteriors=None, iterations=SYN_ITERATIONS,
+               zooms, *, mask=None, start_posteriors=None, iterations=None,
                seed: int = 1) -> dict[str, float]:
     """Fractional volume change of each region from ``start`` to ``other`` by TBM.
 

@@ -168,10 +168,69 @@ def trajectory_figure(baseline, trajectory: list, ages: list[float]):
     return fig
 
 
+def regional_trajectories(rows: pd.DataFrame, subject: str, *, measurement: str = "tbm") -> pd.DataFrame:
+    """A test subject's regional volumes against age, relative to its first scan, from
+    the evaluation's rows (``group_eval.tsv``): ``real`` (the true changes chained along
+    its scans) and, for each method, its prediction of each follow-up from the scan
+    before it (the real volume at the start times 1 + the predicted change).
+    Columns: ``region``, ``method``, ``age``, ``volume`` (1 = the first scan)."""
+    sel = rows[(rows["subject"].astype(str) == str(subject)) & (rows["measurement"] == measurement)]
+    if sel.empty:
+        return pd.DataFrame(columns=["region", "method", "age", "volume"])
+    regions = [c[len("true_"):] for c in sel.columns if c.startswith("true_") and sel[c].notna().any()]
+    pairs = sel.drop_duplicates(["start_session", "followup_session"]).sort_values("start_age")
+    out = []
+    for region in regions:
+        real = 1.0
+        out.append({"region": region, "method": "real", "age": float(pairs["start_age"].iloc[0]), "volume": 1.0})
+        for _, pair in pairs.iterrows():
+            age = float(pair["start_age"] + pair["years_ahead"])
+            same = sel[(sel["start_session"] == pair["start_session"]) & (sel["followup_session"] == pair["followup_session"])]
+            for _, r in same.iterrows():
+                if r["method"] != "oracle" and np.isfinite(r.get(f"change_{region}", np.nan)):
+                    out.append({"region": region, "method": r["method"], "age": age,
+                                "volume": real * (1.0 + r[f"change_{region}"])})
+            real *= 1.0 + pair[f"true_{region}"]
+            out.append({"region": region, "method": "real", "age": age, "volume": real})
+    return pd.DataFrame(out)
+
+
+def regional_trajectory_figure(trajectories: pd.DataFrame, methods=("identity", "population-mean"),
+                               regions=None, title: str = ""):
+    """Each region's volume against age: the real scans as points, each method's
+    predictions as lines (one panel per region)."""
+    plt = _pyplot()
+    regions = list(regions or dict.fromkeys(trajectories["region"]))
+    ncol = min(4, len(regions))
+    nrow = int(np.ceil(len(regions) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    styles = {"identity": dict(color="0.5", ls="--"), "population-mean": dict(color="tab:orange"),
+              "linear": dict(color="tab:green", ls=":")}
+    for ax, region in zip(axes.ravel(), regions):
+        t = trajectories[trajectories["region"] == region]
+        real = t[t["method"] == "real"].sort_values("age")
+        ax.plot(real["age"], real["volume"], "ko", ms=4, label="real scans")
+        for method in methods:
+            m = t[t["method"] == method].sort_values("age")
+            if not m.empty:
+                ax.plot(m["age"], m["volume"], marker=".", label=method, **styles.get(method, {}))
+        ax.set_title(region, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(regions):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("volume / first scan", fontsize=8)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(title or "Regional volume against age: each follow-up predicted from the scan before it",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def write_subject_report(subject: str, baseline_path, base_age: float, simulated: dict[float, str],
                          out_file, *, followups: dict[float, str] | None = None,
                          trajectory: dict[float, np.ndarray] | None = None,
-                         qc_figures: list[str] | None = None) -> Path:
+                         qc_figures: list[str] | None = None, evaluation_rows: pd.DataFrame | None = None,
+                         methods=("identity", "population-mean")) -> Path:
     """Per-subject HTML: pre-processing QC, baseline/simulated/real side by side, strip."""
     base = np.asarray(nib.load(baseline_path).dataobj, np.float32)
     ages = sorted(simulated)
@@ -189,6 +248,13 @@ def write_subject_report(subject: str, baseline_path, base_age: float, simulated
         t_ages = sorted(trajectory)
         body += ["<h2>Simulated trajectory</h2>",
                  _png(trajectory_figure(base, [trajectory[a] for a in t_ages], t_ages))]
+    if evaluation_rows is not None:
+        traj = regional_trajectories(evaluation_rows, subject)
+        if not traj.empty:
+            body += ["<h2>Regional volumes against age</h2><p>Real scans (points, the true change chained "
+                     "from the first scan) and each method's prediction of each follow-up from the scan before "
+                     "it, measured by TBM; 1 = the first scan's volume.</p>",
+                     _png(regional_trajectory_figure(traj, methods=tuple(methods)))]
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_page(f"DaniNet simulation report: sub-{subject}", body))

@@ -33,3 +33,26 @@ def test_subject_report_puts_simulated_beside_real(trained_group, tmp_path):
                                   trajectory={a: r["image"].get_fdata() for a, r in zip(ages, results)})
     text = report.read_text()
     assert "synthetic" in text and text.count("data:image/png;base64,") == 2
+
+
+def test_regional_trajectories_chain_the_real_change_and_place_each_prediction():
+    import pandas as pd
+    import pytest
+
+    from daninet_pipeline.reports.progression import regional_trajectories, regional_trajectory_figure
+
+    rows = pd.DataFrame([
+        {"subject": "01", "measurement": "tbm", "start_session": "M000", "followup_session": "M012",
+         "start_age": 70.0, "years_ahead": 1.0, "method": m, "change_Hip": c, "true_Hip": -0.02}
+        for m, c in (("oracle", -0.018), ("identity", 0.0), ("population-mean", -0.01))] + [
+        {"subject": "01", "measurement": "tbm", "start_session": "M012", "followup_session": "M036",
+         "start_age": 71.0, "years_ahead": 2.0, "method": m, "change_Hip": c, "true_Hip": -0.05}
+        for m, c in (("oracle", -0.05), ("identity", 0.0), ("population-mean", -0.03))])
+    traj = regional_trajectories(rows, "01")
+    real = traj[traj["method"] == "real"].set_index("age")["volume"]
+    assert real.to_dict() == pytest.approx({70.0: 1.0, 71.0: 0.98, 73.0: 0.98 * 0.95})
+    pm = traj[traj["method"] == "population-mean"].set_index("age")["volume"]
+    assert pm.to_dict() == pytest.approx({71.0: 0.99, 73.0: 0.98 * 0.97})
+    assert "oracle" not in set(traj["method"])
+    fig = regional_trajectory_figure(traj)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "Hip"
