@@ -123,3 +123,29 @@ def test_methods_are_paired_and_the_oracle_is_the_floor(evaluated, tmp_path):
     assert "| tbm |" in text and "95% interval" in text
     summary = summarise(rows)
     assert list(summary["method"][:3]) == [ORACLE, IDENTITY, POPULATION_MEAN]
+
+
+class _Fixed:
+    """A stand-in checkpoint: predicts the real follow-up (``perfect``) or no change."""
+
+    def __init__(self, name, perfect):
+        self.name, self.perfect = name, perfect
+
+    def predict(self, pair, start):
+        import nibabel as nib
+
+        image = np.asarray(nib.load(pair.followup).dataobj, np.float32) if self.perfect else start
+        return {self.name + "-change": image}
+
+
+def test_the_validation_split_chooses_the_checkpoint_and_the_test_split_is_never_read(demo_bids, tmp_path):
+    from daninet_pipeline.evaluation.evaluate import choose_on_validation
+
+    sessions = truth_sessions(demo_bids)
+    subjects = sorted(sessions["subject"].unique())
+    split = pd.DataFrame({"subject": subjects, "split": ["validation", "test", "train"][:len(subjects)]})
+    test = split.loc[split["split"] == "test", "subject"].iloc[0]
+    sessions.loc[sessions["subject"] == test, "preproc"] = str(tmp_path / "missing.nii.gz")
+    chosen, scores = choose_on_validation([_Fixed("step100", False), _Fixed("step300", True)], sessions, split,
+                                          truth=ground_truth_volumes(demo_bids), syn_iterations=(10,))
+    assert chosen == "step300" and scores["step300"] < scores["step100"]

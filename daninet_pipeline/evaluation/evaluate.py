@@ -177,7 +177,7 @@ class ModelPredictor:
 
 
 def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = None,
-                    models=()) -> dict[str, np.ndarray]:
+                    models=(), linear: bool = True) -> dict[str, np.ndarray]:
     """Every method's prediction of ``pair``'s follow-up (``linear`` only with two or
     more scans up to the start)."""
     start = _load(pair.start)
@@ -185,7 +185,7 @@ def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = 
     if population_mean is not None:
         preds[POPULATION_MEAN] = population_mean.predict(start, pair.diagnosis, pair.years)
     trend = linear_trend([(a, start if p == pair.start else _load(p)) for a, p in pair.earlier],
-                         pair.start_age, pair.followup_age)
+                         pair.start_age, pair.followup_age) if linear else None
     if trend is not None:
         preds[LINEAR] = trend
     for model in models:
@@ -247,14 +247,32 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
 
 
 def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
-                   measurements=measure.MEASUREMENTS, syn_iterations=None) -> pd.DataFrame:
+                   measurements=measure.MEASUREMENTS, syn_iterations=None, linear: bool = True) -> pd.DataFrame:
     """:func:`score_pair` over ``pairs``; one row per follow-up, method and measurement."""
     rows, cache = [], {}
     supervised = supervised_regions()
     for pair in pairs:
-        preds = predictions_for(pair, population_mean=population_mean, models=models)
+        preds = predictions_for(pair, population_mean=population_mean, models=models, linear=linear)
         rows += score_pair(pair, preds, measurements=measurements, regions_cache=cache, supervised=supervised,
                            syn_iterations=syn_iterations)
         LOG.info("evaluated sub-%s ses-%s -> ses-%s (%.1f years, %d methods)", pair.subject,
                  pair.start_session, pair.followup_session, pair.years, len(preds))
     return pd.DataFrame(rows)
+
+
+def choose_on_validation(candidates, sessions: pd.DataFrame, split: pd.DataFrame, *,
+                         truth: pd.DataFrame | None = None, measurement: str = "tbm",
+                         syn_iterations=None) -> tuple[str, pd.Series]:
+    """The checkpoint to report: of ``candidates`` (predictors such as
+    :class:`ModelPredictor`, one per checkpoint, with distinct names), the one whose
+    change-mode prediction has the lowest mean regional change error on the
+    **validation** split's follow-ups. The test split is never read. Returns the chosen
+    name and every candidate's validation error."""
+    pairs = followup_pairs(sessions, split, splits=("validation",), truth=truth)
+    if not pairs:
+        raise ValueError("the validation split has no follow-up: cannot choose a checkpoint")
+    rows = evaluate_pairs(pairs, models=list(candidates), measurements=(measurement,),
+                          syn_iterations=syn_iterations, linear=False)
+    names = {c.name + EVAL_MODES["change"]: c.name for c in candidates}
+    scores = rows[rows["method"].isin(names)].groupby("method")["error"].mean().rename(index=names)
+    return str(scores.idxmin()), scores
