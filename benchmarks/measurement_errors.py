@@ -35,7 +35,10 @@ def measurement_errors(rows: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     table = measurement_errors(pd.read_csv(argv[0], sep="\t"))
-    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print("| " + " | ".join(table.columns) + " |")
+    print("|" + "---|" * len(table.columns))
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
     return 0
 
 

@@ -18,7 +18,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from .group import _read_tsv, read_sessions_tsv
+from .group import _EvalOutputSpec, _read_tsv, read_sessions_tsv
 
 
 class _FitPMInputSpec(BaseInterfaceInputSpec):
@@ -70,7 +70,7 @@ class EvaluateSubject(SimpleInterface):
         from ..evaluation.baselines import PopulationMean
         from ..evaluation.evaluate import ModelPredictor, evaluate_pairs, followup_pairs, ground_truth_volumes
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         sessions = sessions[sessions["subject"] == self.inputs.subject]
         bids = self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None
@@ -81,6 +81,7 @@ class EvaluateSubject(SimpleInterface):
         rows = evaluate_pairs(pairs, population_mean=PopulationMean.load(self.inputs.population_mean),
                               models=models, measurements=list(self.inputs.measurements))
         rows["seconds_subject"] = round(time.perf_counter() - t0, 1)
+        rows["cpu_seconds_subject"] = round(time.process_time() - c0, 1)  # all threads of this process
         out = Path(runtime.cwd) / f"sub-{self.inputs.subject}_evaluation.tsv"
         rows.to_csv(out, sep="\t", index=False, float_format="%.6g")
         self._results["rows_tsv"] = str(out)
@@ -92,16 +93,11 @@ class _WriteInputSpec(BaseInterfaceInputSpec):
     out_dir = Directory(mandatory=True, desc="where group_eval.tsv/.md go")
 
 
-class _WriteOutputSpec(TraitedSpec):
-    eval_tsv = File(exists=True, desc="every row")
-    eval_md = File(exists=True, desc="tables with intervals and verdicts")
-
-
 class WriteEvaluation(SimpleInterface):
     """Gather the subjects' rows; write the tables (:func:`~daninet_pipeline.evaluation.report.write_evaluation`)."""
 
     input_spec = _WriteInputSpec
-    output_spec = _WriteOutputSpec
+    output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
         from ..evaluation.report import write_evaluation

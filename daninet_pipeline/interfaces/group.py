@@ -160,7 +160,7 @@ class _EvalInputSpec(BaseInterfaceInputSpec):
 
 class _EvalOutputSpec(TraitedSpec):
     eval_tsv = File(exists=True, desc="one row per test follow-up and method")
-    eval_md = File(exists=True, desc="summary by years ahead, identity beside the model")
+    eval_md = File(exists=True, desc="tables by horizon and diagnosis, with bootstrap intervals and verdicts")
 
 
 class EvaluateTestSplit(SimpleInterface):
