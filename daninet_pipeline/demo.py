@@ -72,7 +72,6 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
     table, _ = gather_sessions(bids, out)
     eval_tsv = model_file.parent / "group_eval.tsv"
     rows = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str}) if eval_tsv.is_file() else None
-    name = model_file.parent.name
     reports = []
     for sub in split.loc[split["split"] == "test", "subject"]:
         rows = table[table["subject"] == sub].sort_values("age")
@@ -92,7 +91,7 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
             sub, base["preproc"], float(base["age"]), simulated, out / f"sub-{sub}.html",
             followups=followups, trajectory={r["age"]: r["image"].get_fdata() for r in strip},
             qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1],
-            evaluation_rows=rows, methods=("identity", "population-mean", f"{name}-change")))
+            evaluation_rows=rows, methods=("identity", "population-mean", "daninet-change")))
     return reports
 
 
