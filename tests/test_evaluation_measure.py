@@ -79,3 +79,15 @@ def test_an_image_against_itself_has_no_change(pair):
         measure.measure_change("threshold", a, a, mask, labels, regions, ZOOMS)
     with pytest.raises(ValueError, match="shapes differ"):
         measure.tbm_change(a, a[1:], labels, regions, ZOOMS)
+
+
+def test_an_image_atropos_cannot_segment_is_not_measured_rather_than_an_error(pair, monkeypatch):
+    a, b, mask, labels, regions, _ = pair
+    post = measure.tissue_posteriors(a, measure.dilated(mask), ZOOMS)
+
+    def failing(*args, **kwargs):
+        raise measure.MeasurementError("Atropos failed: exit 1")
+
+    monkeypatch.setattr(measure, "tissue_posteriors", failing)
+    got = measure.atropos_change(a, b, mask, labels, regions, ZOOMS, start_posteriors=post)
+    assert set(got) == set(regions) and all(np.isnan(v) for v in got.values())

@@ -14,6 +14,8 @@ can each be favoured by one of them:
   matter (k-means start, MRF prior) inside the starting scan's brain mask; a region's
   volume is the sum of its grey-matter posteriors (CSF for a ventricle), as in
   voxel-based morphometry: a structure that shrinks gives way to white matter or CSF.
+  When Atropos fails on an image to compare (it exits non-zero on some generated
+  images), that image's change is NaN (not scored, with a warning), not an error.
 
 Both take arrays on the template grid with the atlas labels of that grid. An image
 compared with itself has no change: both functions return zeros without running
@@ -23,7 +25,15 @@ anything. The errors of both against the demo data's ground truth are stated in
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+LOG = logging.getLogger("daninet.evaluation")
+
+
+class MeasurementError(RuntimeError):
+    """A segmentation or registration that did not run to the end."""
 
 #: SyN iterations per level (half, then full resolution; ANTsPy halves the grid per extra level):
 #: about 9 s per pair at the small demo shape (2 mm, cropped to the brain) on one busy core.
@@ -107,10 +117,14 @@ def tissue_posteriors(image: np.ndarray, mask: np.ndarray, zooms, *, iterations:
     ordered by mean intensity (T1w: CSF darkest)."""
     import ants
 
+    image = np.nan_to_num(np.asarray(image, np.float32))
     img = _ants_image(image, zooms)
     msk = _ants_image(mask.astype(np.float32), zooms)
-    seg = ants.atropos(a=img, x=msk, i="kmeans[3]", m="[0.1,1x1x1]", c=f"[{iterations},0]",
-                       priorweight=0.0, verbose=0)
+    try:
+        seg = ants.atropos(a=img, x=msk, i="kmeans[3]", m="[0.1,1x1x1]", c=f"[{iterations},0]",
+                           priorweight=0.0, verbose=0)
+    except Exception as err:  # ANTsPy raises a bare Exception when Atropos exits non-zero
+        raise MeasurementError(f"Atropos failed: {err}") from err
     post = np.stack([p.numpy() for p in seg["probabilityimages"]]).astype(np.float32)
     means = [float(image[mask & (p > 0.5)].mean()) if (mask & (p > 0.5)).any() else np.inf
              for p in post]
@@ -147,7 +161,11 @@ def atropos_change(start: np.ndarray, other: np.ndarray, mask: np.ndarray, label
     if start_posteriors is None:
         start_posteriors = tissue_posteriors(start, mask, zooms)
     a = tissue_volumes(start_posteriors, masks, voxel)
-    b = tissue_volumes(tissue_posteriors(other, mask, zooms), masks, voxel)
+    try:
+        b = tissue_volumes(tissue_posteriors(other, mask, zooms), masks, voxel)
+    except MeasurementError as err:  # e.g. a generated image Atropos cannot segment: no measurement
+        LOG.warning("%s: the change is not measured (NaN)", err)
+        return {name: float("nan") for name in masks}
     return {name: (b[name] / a[name] - 1.0) if a[name] > 0 else float("nan") for name in masks}
 
 
