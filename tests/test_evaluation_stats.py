@@ -63,3 +63,10 @@ def test_a_clear_effect_is_called_and_no_effect_is_not():
     table = comparison_table(_rows(rng), ["model"], ["identity"], by=("horizon",))
     assert list(table["stratum"]) == ["all", "<1", "1-3"]
     assert table.loc[0, "n_followups"] == table.loc[1:, "n_followups"].sum()
+
+
+def test_too_few_subjects_give_no_interval_and_no_verdict():
+    rows = _rows(np.random.default_rng(3), n_subjects=4, effect=-0.05)
+    c = compare(rows, "model", "identity")
+    assert c["verdict"] == "too few subjects" and np.isnan(c["ci_low"]) and c["n_subjects"] == 4
+    assert compare(_rows(np.random.default_rng(3), n_subjects=5, effect=-0.05), "model", "identity")["verdict"] == "better"

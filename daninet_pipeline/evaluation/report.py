@@ -119,7 +119,7 @@ def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Pa
         "of the scans up to the start (only where there are two or more); `<model>` is the generator's "
         "image, `<model>-change` the starting scan plus the generated change. Differences are "
         "method - reference (negative: the method is closer to the truth), averaged per subject, with "
-        "bootstrap 95% intervals resampling test subjects; a verdict is called only where the interval "
+        "bootstrap 95% intervals resampling test subjects (none below 5 subjects: \"too few subjects\"); a verdict is called only where the interval "
         "excludes 0." + (f" {note}" if note else ""), "",
         primary_line(rows), "",
         f"Follow-ups: {same.groupby(['subject', 'start_session', 'followup_session']).ngroups} on the same "

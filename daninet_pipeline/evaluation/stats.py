@@ -17,6 +17,10 @@ import pandas as pd
 PRIMARY = {"method": "full-change", "reference": "population-mean", "measurement": "tbm",
            "metric": "error", "horizons": ("3-5", ">=5")}
 N_BOOTSTRAP = 2000
+#: Fewer subjects than this give no interval (a bootstrap over 1-4 subjects is degenerate
+#: or nearly so) and the verdict "too few subjects".
+MIN_SUBJECTS = 5
+TOO_FEW = "too few subjects"
 
 
 def bootstrap_mean_ci(values, *, n_boot: int = N_BOOTSTRAP, level: float = 0.95,
@@ -58,14 +62,19 @@ def subject_differences(rows: pd.DataFrame, method: str, reference: str, metric:
 
 def compare(rows: pd.DataFrame, method: str, reference: str, *, metric: str = "error",
             lower_is_better: bool = True, seed: int = 0) -> dict:
-    """One paired comparison: n subjects and follow-ups, mean difference, 95% interval, verdict."""
+    """One paired comparison: n subjects and follow-ups, mean difference, 95% interval, verdict
+    (no interval and the verdict "too few subjects" below :data:`MIN_SUBJECTS` subjects)."""
     per_subject = subject_differences(rows, method, reference, metric)
     mean, lo, hi = bootstrap_mean_ci(per_subject.to_numpy(), seed=seed)
+    call = verdict(lo, hi, lower_is_better)
+    if per_subject.size < MIN_SUBJECTS:
+        lo = hi = float("nan")
+        call = TOO_FEW
     both = rows[rows["method"].isin([method, reference])]
     n_fu = both.groupby(["subject", "start_session", "followup_session"])["method"].nunique()
     return {"method": method, "reference": reference, "metric": metric, "n_subjects": int(per_subject.size),
             "n_followups": int((n_fu == 2).sum()), "difference": mean, "ci_low": lo, "ci_high": hi,
-            "verdict": verdict(lo, hi, lower_is_better)}
+            "verdict": call}
 
 
 def comparison_table(rows: pd.DataFrame, methods, references, *, by=("horizon",), metric: str = "error",
