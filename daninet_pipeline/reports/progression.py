@@ -204,7 +204,7 @@ def regional_trajectory_figure(trajectories: pd.DataFrame, methods=("identity", 
     ncol = min(4, len(regions))
     nrow = int(np.ceil(len(regions) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
-    styles = {"identity": dict(color="0.5", ls="--"), "population-mean": dict(color="tab:orange"),
+    styles = {"identity": dict(color="0.5", ls="--"), "population-mean": dict(color="tab:red"),
               "linear": dict(color="tab:green", ls=":")}
     for ax, region in zip(axes.ravel(), regions):
         t = trajectories[trajectories["region"] == region]
