@@ -20,7 +20,10 @@ time. Stages:
    in ``DIR/out/models/bench-<name>``, all on the same split (seed 0);
 4. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
    Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows;
-   done subjects are kept in Nipype's cache. Writes ``DIR/out/models/evaluation/``:
+   each subject's rows are in Nipype's work folder (``benchmarks/evaluation_partial.py``
+   tables them while it runs; a restarted stage was seen to re-run finished subjects,
+   so within this stage resuming is not yet per subject). Writes
+   ``DIR/out/models/evaluation/``:
    ``evaluation.tsv`` (one row per follow-up, method and measurement),
    ``evaluation.md`` (the tables with intervals), ``seconds_per_followup``.
 """
