@@ -92,7 +92,7 @@ def stage_truth_derivatives(root: Path, opts) -> None:
     import nibabel as nib
     import numpy as np
 
-    from daninet_pipeline.group import derivative_paths
+    from daninet_pipeline.bids.naming import derivative_path
 
     tpl = "MNI152NLin2009aSym"
     truth = root / "bids" / "derivatives" / "ground_truth"
@@ -100,7 +100,9 @@ def stage_truth_derivatives(root: Path, opts) -> None:
         sub, ses = img_path.name.split("_")[:2]
         mask_path = img_path.with_name(img_path.name.replace("desc-noisefree_T1w", "desc-brain_mask"))
         img, mask = nib.load(img_path), nib.load(mask_path)
-        preproc, out_mask = derivative_paths(root / "out", sub[4:], ses[4:])
+        (raw,) = sorted((root / "bids" / sub / ses / "anat").glob(f"{sub}_{ses}*_T1w.nii.gz"))
+        preproc = derivative_path(root / "out", raw, "preproc", template=tpl)
+        out_mask = derivative_path(root / "out", raw, "mask_std", template=tpl)
         preproc.parent.mkdir(parents=True, exist_ok=True)
         data = np.asarray(img.dataobj, np.float32) * (np.asarray(mask.dataobj) > 0)
         nib.save(nib.Nifti1Image(data, img.affine), preproc)
@@ -108,11 +110,19 @@ def stage_truth_derivatives(root: Path, opts) -> None:
 
 
 def stage_train(root: Path, name: str, opts) -> None:
+    from daninet_pipeline.group import gather_sessions
     from daninet_pipeline.workflows.group import init_group_wf
 
     config = HERE / "configs" / f"bench-{name}.json"
+    table, missing = gather_sessions(root / "bids", root / "out")
+    if missing:
+        raise SystemExit(f"[bench] no participant-level derivatives for sub-{missing[0]}: run the participant stage")
+    sessions_tsv = root / "work" / "bench_sessions.tsv"
+    sessions_tsv.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
     wf = init_group_wf(bids_dir=root / "bids", output_dir=root / "out", config=str(config),
                        seed=0, evaluate=False)
+    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
 

@@ -4,6 +4,7 @@
     python benchmarks/model.py train --width 16 --batch 32 --size 128 [--steps 3]
     python benchmarks/model.py simulate --model M.pt --shape 197 233 189
     python benchmarks/model.py store --volumes 1000 --out /tmp/store1000
+    python benchmarks/model.py loader --volumes 200 --out /tmp/loader200  # slices/s with 0, 1, 2, 4 workers
     python benchmarks/model.py all --out /tmp/bench   # every case, each in a fresh process
 
 Each case prints one JSON line with its numbers and its peak resident memory
@@ -102,11 +103,11 @@ def bench_simulate(model_path: str | None, shape, width: int, size: int, repeats
     vol[sl] = rng.random(vol[sl].shape, dtype=np.float32)
     ages = sim.cfg.bin_centres  # every age group
     mid = shape[2] // 2
-    sim.simulate(vol[:, :, mid - 4:mid + 4].copy(), 70.0, "CN", ages[:1])  # warm-up (a warning for the shape)
+    sim.simulate(vol[:, :, mid - 4:mid + 4].copy(), 70.0, "CN", ages[:1], mode="direct")  # warm-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = sim.simulate(vol, 70.0, "CN", ages)
+        out = sim.simulate(vol, 70.0, "CN", ages, mode="direct")
         times.append(time.perf_counter() - t)
     assert len(out) == len(ages)
     return {"case": "simulate", "model": model_path or f"untrained width {width}", "image_size": sim.cfg.image_size,
@@ -115,7 +116,8 @@ def bench_simulate(model_path: str | None, shape, width: int, size: int, repeats
             "peak_rss_mb": peak_rss_mb()}
 
 
-def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: float = 20.0) -> dict:
+def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: float = 20.0,
+                keep: bool = False) -> dict:
     """Build a store of ``n_volumes`` template-grid volumes (1 mm, 197 x 233 x 189: the
     template, randomly scaled and shifted, held in memory so that NIfTI decoding is not
     counted), then time random batches read from it as the trainer reads them."""
@@ -153,7 +155,7 @@ def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: 
     cfg = TrainConfig(image_size=size)
     src = SliceSource.from_store(store, cfg)
     n, k, t = 0, 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
+    while time.perf_counter() - t < seconds or k == 0:
         b = src.batch(sample_rows(src.n, batch, 0, k))
         n += len(b["x"])
         k += 1
@@ -165,8 +167,40 @@ def bench_store(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: 
            "peak_rss_mb_before": rss0, "peak_rss_mb_build": rss_build, "memory_after_build_mb": mem_build,
            "memory_after_reads_mb": mem_read, "batches_read": k, "batch": batch,
            "slices_per_s_random_batches": rate, "peak_rss_mb": peak_rss_mb()}
-    shutil.rmtree(out)
+    if not keep:
+        shutil.rmtree(out)
     return res
+
+
+def bench_loader(n_volumes: int, out: Path, size: int, batch: int = 32, seconds: float = 10.0,
+                 workers=(0, 1, 2, 4)) -> dict:
+    """Slices per second that :func:`daninet_pipeline.model.data.step_loader` delivers with
+    0 (the reference: reads in the training process), 1, 2 and 4 worker processes, from
+    a store of ``n_volumes`` template-grid volumes (built as :func:`bench_store` does),
+    with no training step consuming them: the ceiling the loader puts on a GPU."""
+    import shutil
+
+    from daninet_pipeline.model.config import TrainConfig
+    from daninet_pipeline.model.data import SliceSource, SliceStore, step_loader
+
+    if out.exists():
+        shutil.rmtree(out)
+    bench_store(n_volumes, out, size, batch, seconds=0.0, keep=True)
+    store = SliceStore(out)
+    cfg = TrainConfig(image_size=size)
+    src = SliceSource.from_store(store, cfg)
+    rates = {}
+    for w in workers:
+        n, t = 0, time.perf_counter()
+        for k, (b, _) in enumerate(step_loader(src, range(100_000), batch, 0, cfg.z_dim, workers=w)):
+            n += len(b["x"])
+            if time.perf_counter() - t > seconds:
+                break
+        rates[w] = n / (time.perf_counter() - t)
+    shutil.rmtree(out)
+    return {"case": "loader", "volumes": n_volumes, "slices": len(store), "image_size": size, "batch": batch,
+            "cpus": os.cpu_count(), "slices_per_s": {str(k): v for k, v in rates.items()},
+            "ratio_to_0_workers": {str(k): v / rates[workers[0]] for k, v in rates.items()}}
 
 
 def run_all(out: Path, model: str | None) -> list[dict]:
@@ -183,6 +217,7 @@ def run_all(out: Path, model: str | None) -> list[dict]:
         cases.append(["simulate", "--model", model, "--shape", "99", "117", "95"])
         cases.append(["simulate", "--model", model, "--shape", "197", "233", "189"])
     cases.append(["store", "--volumes", "1000", "--out", str(out / "store1000")])
+    cases.append(["loader", "--volumes", "200", "--out", str(out / "loader200")])
     results = []
     for c in cases:
         r = subprocess.run(me + c, capture_output=True, text=True)
@@ -198,7 +233,7 @@ def run_all(out: Path, model: str | None) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("case", choices=["matmul", "train", "simulate", "store", "all"])
+    p.add_argument("case", choices=["matmul", "train", "simulate", "store", "loader", "all"])
     p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--batch", type=int, default=32)
@@ -226,6 +261,8 @@ def main(argv=None) -> int:
         res["keep_freed_memory"] = not args.system_malloc
     elif args.case == "simulate":
         res = bench_simulate(args.model, tuple(args.shape), args.width, args.size, args.repeats)
+    elif args.case == "loader":
+        res = bench_loader(args.volumes, args.out, args.size, args.batch)
     else:
         res = bench_store(args.volumes, args.out, args.size, args.batch)
     print(json.dumps(res))

@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     summary["loss_def_first"] = float(log["loss_def"].iloc[:k].mean())
     summary["loss_def_last"] = float(log["loss_def"].iloc[-k:].mean())
     summary["loss_def_window"] = k
+    for col in ("loss_vox", "loss_vox_sign", "loss_reg", "loss_adv_b", "loss_db"):
+        summary[f"{col}_last"] = float(log[col].iloc[-k:].mean())
 
     sim = Simulator.load(model_path)
     base = min(test_recs, key=lambda r: r["age"])
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
     vol = np.asarray(vol_img.dataobj)
     centres = sim.cfg.bin_centres
     t0 = time.perf_counter()
-    seq = sim.simulate(vol, base["age"], base["diagnosis"], centres)
+    seq = sim.simulate(vol, base["age"], base["diagnosis"], centres, mode="direct")  # the generator's images
     summary["simulate_seconds_all_groups"] = time.perf_counter() - t0
     brain = vol > 0
     stack = torch.from_numpy(np.stack([s[brain] for s in seq]))[None, :, :, None]  # (1, A, N, 1)

@@ -6,7 +6,7 @@ the ``daninet`` command line:
 1. ``daninet-demo-data``: the synthetic longitudinal dataset in ``DEMO_DIR/bids``
    (reused when there), checked with the official BIDS validator;
 2. ``daninet bids out participant``: pre-processing of every T1w;
-3. ``daninet bids out group --config demo``: split, regional SVRs, training, and the
+3. ``daninet bids out group --config demo``: split, regional model, training, and the
    evaluation of the test subjects beside the identity answer;
 4. ``daninet bids out participant --model ...``: simulated follow-ups of the test
    subjects, written as BIDS derivatives;
@@ -64,22 +64,23 @@ def _validate(name: str, path: Path) -> None:
 
 
 def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
+    from .bids.naming import derivative_path, model_name_of, simulation_desc
     from .group import gather_sessions
     from .reports.progression import write_subject_report
-    from .simulation import age_label, simulate_subject
+    from .simulation import simulate_subject
 
     split = pd.read_csv(model_file.parent / "split.tsv", sep="\t", dtype={"subject": str})
     table, _ = gather_sessions(bids, out)
     eval_tsv = model_file.parent / "group_eval.tsv"
-    rows = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str}) if eval_tsv.is_file() else None
+    evaluation = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str}) if eval_tsv.is_file() else None
     reports = []
     for sub in split.loc[split["split"] == "test", "subject"]:
         rows = table[table["subject"] == sub].sort_values("age")
         base = rows.iloc[0]
-        anat = Path(base["preproc"]).parent
         simulated, followups = {}, {}
         for _, fu in rows.iloc[1:].iterrows():
-            path = anat / Path(base["preproc"]).name.replace("desc-preproc", f"desc-{age_label(fu['age'])}")
+            path = derivative_path(out, base["t1w"], "simulated",
+                                   desc=simulation_desc(model_name_of(model_file), fu["age"]))
             if path.is_file():
                 simulated[float(fu["age"])] = str(path)
                 followups[float(fu["age"])] = fu["preproc"]
@@ -91,7 +92,7 @@ def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
             sub, base["preproc"], float(base["age"]), simulated, out / f"sub-{sub}.html",
             followups=followups, trajectory={r["age"]: r["image"].get_fdata() for r in strip},
             qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1],
-            evaluation_rows=rows, methods=("identity", "population-mean", "daninet-change")))
+            evaluation_rows=evaluation, methods=("identity", "population-mean", "daninet-change")))
     return reports
 
 

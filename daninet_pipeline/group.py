@@ -23,27 +23,22 @@ LOG = logging.getLogger("daninet.group")
 SESSION_COLUMNS = ["subject", "session", "age", "diagnosis", "t1w", "preproc", "mask"]
 
 
-def derivative_paths(output_dir, subject: str, session: str | None,
-                     template: str = DEFAULT_TEMPLATE) -> tuple[Path, Path]:
-    """Pre-processed T1w and brain mask that the participant level writes for a session."""
-    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
-    anat = Path(output_dir) / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
-    return (anat / f"{stem}_space-{template}_desc-preproc_T1w.nii.gz",
-            anat / f"{stem}_space-{template}_desc-brain_mask.nii.gz")
+def attach_derivatives(table: pd.DataFrame, output_dir,
+                       template: str = DEFAULT_TEMPLATE) -> tuple[pd.DataFrame, list[str]]:
+    """The selected T1w images (:func:`~daninet_pipeline.bids.load_sessions`' table) with
+    their participant-level derivatives, named by :mod:`daninet_pipeline.bids.naming`.
 
-
-def gather_sessions(bids_dir, output_dir, *, participant_label=None, database_dir=None,
-                    template: str = DEFAULT_TEMPLATE) -> tuple[pd.DataFrame, list[str]]:
-    """Sessions of the dataset with their participant-level derivatives.
-
-    Returns the table (columns :data:`SESSION_COLUMNS`; ``preproc``/``mask`` are empty
-    where a derivative is missing) and the subjects that lack at least one derivative.
+    Returns the table (columns :data:`SESSION_COLUMNS`, one row per T1w; ``preproc`` and
+    ``mask`` are empty where a derivative is missing) and the subjects that lack at least
+    one derivative. Reads no dataset: the selection is the caller's.
     """
-    table = load_sessions(bids_dir, participant_label=participant_label, database_dir=database_dir)
+    from .bids.naming import derivative_path
+
     rows, missing = [], set()
     for rec in table.itertuples(index=False):
         session = rec.session if isinstance(rec.session, str) else None
-        preproc, mask = derivative_paths(output_dir, rec.subject, session, template)
+        preproc = derivative_path(output_dir, rec.t1w, "preproc", template=template)
+        mask = derivative_path(output_dir, rec.t1w, "mask_std", template=template)
         ok = preproc.is_file() and mask.is_file()
         if not ok:
             missing.add(rec.subject)
@@ -52,6 +47,24 @@ def gather_sessions(bids_dir, output_dir, *, participant_label=None, database_di
                      "t1w": rec.t1w, "preproc": str(preproc) if ok else "",
                      "mask": str(mask) if ok else ""})
     return pd.DataFrame(rows, columns=SESSION_COLUMNS), sorted(missing)
+
+
+def gather_sessions(bids_dir, output_dir, *, participant_label=None, session_label=None,
+                    bids_filter=None, database_dir=None,
+                    template: str = DEFAULT_TEMPLATE) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`~daninet_pipeline.bids.load_sessions` then :func:`attach_derivatives`: for
+    scripts and embedding workflows (the CLI reads the dataset once and calls
+    :func:`attach_derivatives` on its selection)."""
+    table = load_sessions(bids_dir, participant_label=participant_label, session_label=session_label,
+                          bids_filter=bids_filter, database_dir=database_dir)
+    return attach_derivatives(table, output_dir, template)
+
+
+def has_longitudinal_pairs(table: pd.DataFrame) -> bool:
+    """Whether some subject has two sessions or more (pairs for the regional constraint
+    and follow-ups for the evaluation)."""
+    sessions = table.assign(session=table["session"].fillna("")).groupby("subject")["session"].nunique()
+    return bool((sessions >= 2).any())
 
 
 def training_records(sessions: pd.DataFrame, split: pd.DataFrame, splits=("train",)) -> list[dict]:
@@ -111,9 +124,10 @@ def trained_models(output_dir) -> dict[str, tuple[Path, Path]]:
     return out
 
 
-def evaluate_trained_models(bids_dir, output_dir, *, names=None, database_dir=None) -> tuple[Path, Path]:
+def evaluate_trained_models(bids_dir, output_dir, table: pd.DataFrame, *, names=None) -> tuple[Path, Path]:
     """Score every trained model of ``OUTPUT_DIR/models`` (or those in ``names``) on their
-    common test split beside ``identity``; write ``OUTPUT_DIR/models/group_eval.{tsv,md}``.
+    common test split beside ``identity``, on the sessions of ``table`` (the CLI's
+    selection); write ``OUTPUT_DIR/models/group_eval.{tsv,md}``.
 
     The models must share their test subjects (the same data and split seed), otherwise
     the rows would not be comparable: :class:`BIDSInputError`.
@@ -133,7 +147,7 @@ def evaluate_trained_models(bids_dir, output_dir, *, names=None, database_dir=No
     if len(set(tests.values())) > 1:
         raise BIDSInputError("the models were tested on different subjects (" + "; ".join(
             f"{k}: {len(v)}" for k, v in tests.items()) + "): train them on the same data with the same --seed")
-    sessions, missing = gather_sessions(bids_dir, output_dir, database_dir=database_dir)
+    sessions, missing = attach_derivatives(table, output_dir)
     test = next(iter(tests.values()))
     lacking = sorted(test & set(missing))
     if lacking:
@@ -154,7 +168,7 @@ def write_model_card(model_file, split: pd.DataFrame, config_name: str, out_path
     counts = split.groupby("split")["subject"].nunique().to_dict()
     sessions = split.groupby("split")["sessions"].sum().to_dict()
     lines = [
-        f"# DaniNet model card: {Path(model_file).parent.name}",
+        f"# DaniNet model card: {Path(str(config_name)).stem}",
         "",
         f"- model file: `{Path(model_file).name}` (daninet_pipeline {state.get('package_version', '?')}, "
         f"written by {__version__})",

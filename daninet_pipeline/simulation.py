@@ -1,42 +1,23 @@
 """Simulation at the participant level (``--model``): a subject's baseline at other ages
 and diagnoses, as plain functions. The Nipype side is
-:func:`daninet_pipeline.workflows.simulation.init_simulation_wf`.
+:func:`daninet_pipeline.workflows.simulation.init_simulation_wf`; names and sidecars of
+the written images come from :mod:`daninet_pipeline.bids.naming` and
+:mod:`daninet_pipeline.bids.derivatives` (sinks in ``init_ds_simulation_wf``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .data.resources import DEFAULT_TEMPLATE
 from .errors import DaniNetError
 from .model.config import DEFAULT_SIMULATION_MODE
 
 LOG = logging.getLogger("daninet.simulation")
-
-
-def sha256_of(path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def age_label(age: float, diagnosis: str | None = None) -> str:
-    """BIDS ``desc`` label of a simulated image: ``simAge72p5`` (+ the diagnosis when it
-    is a counterfactual one, e.g. ``simAge72p5AD``)."""
-    whole, tenth = divmod(int(round(age * 10)), 10)
-    return f"simAge{whole}p{tenth}" + (diagnosis or "")
 
 
 def target_ages_for(sessions: pd.DataFrame, *, target_ages=None, years_ahead=None) -> list[float]:
@@ -122,35 +103,6 @@ def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, d
     return results
 
 
-def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, output_dir, *,
-                      transfer: bool) -> dict:
-    """JSON sidecar of a simulated image: source, ages, diagnosis, model identity, synthetic.
-
-    ``Sources`` holds BIDS URIs of the raw T1w (``bids:raw:``, the input dataset) and of
-    the pre-processed baseline it was simulated from (``bids::``, this dataset).
-    """
-    raw = os.path.relpath(source_t1w, bids_dir)
-    derived = os.path.relpath(result["source"], output_dir)
-    return {
-        "Description": "SYNTHETIC image simulated by DaniNet: not an acquired scan",
-        "Synthetic": True,
-        "SkullStripped": True,
-        "Sources": [f"bids:raw:{raw}", f"bids::{derived}"],
-        "SpatialReference": DEFAULT_TEMPLATE,
-        "SourceAge": round(result["source_age"], 2),
-        "SimulatedAge": round(result["age"], 2),
-        "SimulatedDiagnosis": result["diagnosis"],
-        "CounterfactualDiagnosis": bool(result["counterfactual"]),
-        "TransferLearning": bool(transfer),
-        "SimulationMode": result["mode"],
-        "ModelAge": round(result["model_age"], 2),
-        "ModelSourceAge": round(result["model_source_age"], 2),
-        "ModelAgeGroups": {"Groups": result["age_groups"], "Weights": [round(w, 4) for w in result["age_weights"]]},
-        "Model": {"File": Path(model_file).name, "SHA256": sha256_of(model_file)},
-        "GeneratedBy": {"Name": "daninet_pipeline", "Version": __version__},
-    }
-
-
 def to_native(img: nib.Nifti1Image, xfm_file, reference) -> nib.Nifti1Image:
     """A template-space image on the grid of the subject's raw T1w (``reference``), through
     the inverse of the participant level's native-to-template transform (ITK text file)."""
@@ -160,48 +112,9 @@ def to_native(img: nib.Nifti1Image, xfm_file, reference) -> nib.Nifti1Image:
     native_to_template = read_itk_affine(xfm_file)
     ref = nib.load(reference) if isinstance(reference, (str, Path)) else reference
     # a native world point is sampled at its template point: target_to_source = native_to_template
-    return resample_affine(img, native_to_template, (ref.shape[:3], ref.affine), order=1)
-
-
-def _save_atomic(img: nib.Nifti1Image, path: Path, sidecar: dict) -> None:
-    out = nib.Nifti1Image(np.asarray(img.dataobj, np.float32), img.affine)
-    out.header.set_xyzt_units("mm")
-    tmp = path.with_name(".tmp-" + path.name)
-    nib.save(out, tmp)
-    os.replace(tmp, path)
-    side = path.with_name(path.name.replace(".nii.gz", ".json"))
-    tmp = side.with_name(".tmp-" + side.name)
-    tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(tmp, side)
-
-
-def write_simulations(results: list[dict], *, output_dir, subject: str, session: str | None,
-                      model_file, source_t1w: str, bids_dir, transfer: bool = False,
-                      native: bool = False) -> list[Path]:
-    """Write each simulated image and its sidecar under ``output_dir`` (atomic renames).
-
-    Names: ``sub-X[_ses-Y]_space-<template>_desc-simAge<age>[<dx>]_T1w.nii.gz``, in the
-    baseline session's ``anat`` folder; with ``native`` also
-    ``sub-X[_ses-Y]_desc-simAge<age>[<dx>]_T1w.nii.gz`` on the raw T1w's grid.
-    """
-    anat = Path(output_dir) / f"sub-{subject}" / (f"ses-{session}" if session else "") / "anat"
-    anat.mkdir(parents=True, exist_ok=True)
-    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
-    xfm = anat / f"{stem}_from-T1w_to-{DEFAULT_TEMPLATE}_mode-image_xfm.txt"
-    if native and not xfm.is_file():
-        raise DaniNetError(f"{xfm}: no native-to-template transform; --native needs the "
-                           "participant level's derivatives")
-    written = []
-    for res in results:
-        desc = age_label(res["age"], res["diagnosis"] if res["counterfactual"] else None)
-        sidecar = simulated_sidecar(res, model_file, source_t1w, bids_dir, output_dir, transfer=transfer)
-        nii = anat / f"{stem}_space-{DEFAULT_TEMPLATE}_desc-{desc}_T1w.nii.gz"
-        _save_atomic(res["image"], nii, sidecar)
-        written.append(nii)
-        if native:
-            nat = anat / f"{stem}_desc-{desc}_T1w.nii.gz"
-            _save_atomic(to_native(res["image"], xfm, source_t1w), nat,
-                         {**sidecar, "SpatialReference": "orig",
-                          "Sources": [*sidecar["Sources"], f"bids::{os.path.relpath(xfm, output_dir)}"]})
-            written.append(nat)
-    return written
+    moved = resample_affine(img, native_to_template, (ref.shape[:3], ref.affine), order=1)
+    # the raw T1w's header (qform/sform codes, pixdim), so ITK tools take both together
+    header = ref.header.copy()
+    header.set_data_dtype(np.float32)
+    header.set_slope_inter(1.0, 0.0)
+    return nib.Nifti1Image(np.asarray(moved.dataobj, np.float32), None, header)

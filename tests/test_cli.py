@@ -91,3 +91,36 @@ def test_nipype_lines_are_logged_once(tmp_path):
             "logging.getLogger('nipype.workflow').info('hello from nipype')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (out.stdout + out.stderr).count("hello from nipype") == 1
+
+
+def _model_file_cases(path):
+    import torch
+
+    from daninet_pipeline.model.modelfile import MODEL_FORMAT, MODEL_FORMAT_VERSION
+
+    yield "garbage", b"\x00not a model" * 100, "not a readable DaniNet model file"
+    torch.save({"weights": [1, 2]}, path)
+    yield "other", path.read_bytes(), "not a DaniNet model file"
+    torch.save({"format": MODEL_FORMAT, "format_version": 99, "package_version": "9.9"}, path)
+    yield "version", path.read_bytes(), "format 99"
+    torch.save({"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "config": {"no_such_field": 1},
+                "nets": {}}, path)
+    yield "config", path.read_bytes(), "configuration is not valid for this version"
+
+
+def test_a_bad_model_file_is_one_line_before_any_node_runs(demo_bids, tmp_path, capsys):
+    """Issue 12, item 7: the model file is read and checked before the workflow is built."""
+    from .group.conftest import fake_derivatives
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    fake_derivatives(demo_bids, out)
+    for name, payload, reason in _model_file_cases(tmp_path / "scratch.pt"):
+        model = tmp_path / f"{name}.pt"
+        model.write_bytes(payload)
+        code = main([str(demo_bids), str(out), "participant", "--model", str(model),
+                     "--skip-bids-validation", "-w", str(work)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1, err
+        assert err[0].startswith(f"daninet: error: {model}: ") and reason in err[0], err[0]
+        assert not (work / "daninet_simulation_wf").exists()
+        assert not list(out.rglob("crash-*"))

@@ -27,5 +27,5 @@ def test_demo_chain_runs_participant_group_simulation_and_reports(tmp_path, caps
     assert "BIDS validator on the derivatives: 0 errors" in out
     assert "| identity |" in out and "| daninet |" in out
     assert "[demo] group report:" in out and "[demo] subject report:" in out
-    sims = list((tmp_path / "demo" / "out").rglob("*_desc-simAge*_T1w.nii.gz"))
+    sims = list((tmp_path / "demo" / "out").rglob("*_desc-simtinyAge*_T1w.nii.gz"))
     assert sims, "no simulated derivative written"

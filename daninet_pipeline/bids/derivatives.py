@@ -59,3 +59,53 @@ def common_provenance(paths) -> dict:
             raise BIDSInputError(f"{Path(path).name} and {Path(first).name} were pre-processed differently "
                                  f"({', '.join(diff)}): re-run the participant level on both")
     return out or {}
+
+
+def simulated_sidecar(result: dict, model_file, source_t1w: str, bids_dir, source_derivative: str, *,
+                      model: str, transfer: bool, template: str | None = None) -> dict:
+    """JSON sidecar of a simulated image: source, ages, diagnosis, model identity, synthetic.
+
+    ``Sources`` holds BIDS URIs of the raw T1w (``bids:raw:``, the input dataset) and of
+    the pre-processed baseline it was simulated from (``source_derivative``, relative to
+    OUTPUT_DIR: ``bids::``). ``Model`` names the model (``Name``, its BIDS ``Label`` as in
+    the ``desc`` entity), its file and the file's SHA-256. ``ModelAge``/``ModelSourceAge``
+    are the ages the model used (an age outside its age groups is simulated at the
+    nearest one) and ``ModelAgeGroups`` the groups mixed for the simulated age.
+    """
+    import os
+
+    from .. import __version__
+    from ..data.resources import DEFAULT_TEMPLATE
+    from .naming import model_label
+
+    raw = os.path.relpath(source_t1w, bids_dir).replace(os.sep, "/")
+    return {
+        "Description": "SYNTHETIC image simulated by DaniNet: not an acquired scan",
+        "Synthetic": True,
+        "SkullStripped": True,
+        "Sources": [f"bids:raw:{raw}", f"bids::{source_derivative}"],
+        "SpatialReference": template or DEFAULT_TEMPLATE,
+        "SourceAge": round(result["source_age"], 2),
+        "SimulatedAge": round(result["age"], 2),
+        "SimulatedDiagnosis": result["diagnosis"],
+        "CounterfactualDiagnosis": bool(result["counterfactual"]),
+        "TransferLearning": bool(transfer),
+        "SimulationMode": result["mode"],
+        "ModelAge": round(result["model_age"], 2),
+        "ModelSourceAge": round(result["model_source_age"], 2),
+        "ModelAgeGroups": {"Groups": result["age_groups"], "Weights": [round(w, 4) for w in result["age_weights"]]},
+        "Model": {"Name": model, "Label": model_label(model), "File": Path(model_file).name,
+                  "SHA256": sha256_of(model_file)},
+        "GeneratedBy": {"Name": "daninet_pipeline", "Version": __version__},
+    }
+
+
+def sha256_of(path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

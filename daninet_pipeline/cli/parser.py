@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("model and simulation")
     g.add_argument("--config", metavar="PRESET_OR_FILE",
                    help="training preset name (base, P, C, T, full, full-residual) or a JSON file")
+    g.add_argument("--allow-cpu", action="store_true",
+                   help="train a GPU-sized configuration (the paper's presets) without a GPU: days on "
+                   "a few cores; without it such a run stops before it starts")
     g.add_argument("--model", type=Path, metavar="FILE",
                    help="trained model file; with it the participant level simulates")
     ages = g.add_mutually_exclusive_group()
@@ -99,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Nipype execution plugin")
     g.add_argument("--plugin-args", type=json.loads, default=None, metavar="JSON",
                    help='Nipype plugin arguments as JSON, e.g. \'{"sbatch_args": "-p short"}\'')
+    g.add_argument("--train-plugin-args", type=json.loads, default=None, metavar="JSON",
+                   help="plugin arguments of the group level's training node alone, e.g. "
+                        '\'{"sbatch_args": "--partition=gpu --gpus=1 --time=24:00:00"}\' with --plugin SLURM')
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (training resumes from its checkpoint)")
     g.add_argument("--stop-on-first-crash", action="store_true",

@@ -69,13 +69,22 @@ def _crash_reason(crash_file: Path) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def _crash_node(crash_file: Path) -> str:
+    """The node a Nipype text crash file is about (its first line: ``Node: <full name>``)."""
+    with open(crash_file, errors="replace") as fh:
+        first = fh.readline().strip()
+    return first[len("Node: "):] if first.startswith("Node: ") else ""
+
+
 def _find_crash(crash_dir: Path, node_fullname: str) -> Path | None:
+    """The crash file of exactly ``node_fullname`` (subject, session and node: every ADNI
+    baseline's workflow is named ``preproc_ses_M000_wf``), or None."""
     node = node_fullname.rsplit(".", 1)[-1]
     candidates = sorted(crash_dir.glob(f"crash-*{node}*.txt"), key=os.path.getmtime)
     for path in reversed(candidates):
-        if node_fullname.split(".")[-2] in path.read_text(errors="replace"):
+        if _crash_node(path) == node_fullname:
             return path
-    return candidates[-1] if candidates else None
+    return None
 
 
 def build_workflow(table: pd.DataFrame, *, output_dir, work_dir, bids_dir=None,
@@ -113,6 +122,7 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
     """Pre-process every T1w of ``table``; return the exit code (0: all sessions done)."""
     from ..bids.derivatives import ensure_bidsignore
     from ..interfaces.bids import write_dataset_description
+    from .execution import nipype_log_to
 
     if table.empty:
         raise DaniNetError("no T1w image selected")
@@ -155,16 +165,19 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
              len(labels), table["subject"].nunique(), opts.preproc_backend, opts.plugin, work_dir)
     crashed = False
     try:
-        wf.run(plugin=opts.plugin, plugin_args=plugin_args)
+        with nipype_log_to(crash_dir / "nipype.log", getattr(opts, "verbose", 0)):
+            from .signals import plugin_for
+
+            wf.run(plugin=plugin_for(opts.plugin, plugin_args), plugin_args=plugin_args)
     except RuntimeError as err:  # Nipype: "Workflow did not execute cleanly"
         crashed = True
         LOG.debug("nipype: %s", err)
     failed = dict(progress.failed)
     if crashed and not failed:  # a plugin without status callbacks: read the crash files
         for crash in sorted(crash_dir.glob("crash-*.txt")):
-            text = crash.read_text(errors="replace")
+            node = _crash_node(crash)
             for (sub_name, key), label in labels.items():
-                if f"{sub_name}.preproc_{key}_wf" in text or f"{sub_name}.ds_{key}_wf" in text:
+                if f".{sub_name}.preproc_{key}_wf." in f".{node}" or f".{sub_name}.ds_{key}_wf." in f".{node}":
                     failed.setdefault(label, crash)
     lines = []
     for label, where in sorted(failed.items()):

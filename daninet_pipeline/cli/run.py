@@ -37,14 +37,26 @@ def _ensure_logname() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS App; return the process exit code (0 on success)."""
+    from .signals import SIGNAL_NAMES, Stopped, install_handlers, restore_handlers, stop_children
+
     opts = parse_args(argv)
     _setup_logging(opts.verbose)
     _ensure_logname()
+    previous = install_handlers()
     try:
         return _run(opts)
     except DaniNetError as err:
         print(f"daninet: error: {err}", file=sys.stderr)
         return 1
+    except Stopped as stop:
+        # the pool's futures fail as their workers end: expected, not worth a traceback
+        logging.getLogger("concurrent.futures").disabled = True
+        n = stop_children()
+        print(f"daninet: stopped by {SIGNAL_NAMES[stop.signum]}; {n} worker process(es) ended; rerun the "
+              "same command to go on from the work folder's cache", file=sys.stderr, flush=True)
+        return stop.exit_code
+    finally:
+        restore_handlers(previous)
 
 
 def _run(opts) -> int:
@@ -69,7 +81,7 @@ def _run(opts) -> int:
     if opts.analysis_level == "participant":
         from .simulate import run_simulation
 
-        return run_simulation(opts)
+        return run_simulation(opts, table)
     from .group import run_group
 
     return run_group(opts, table)

@@ -32,12 +32,26 @@ def _load(path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj, dtype=np.float32)
 
 
+def one_t1w_per_session(sessions: pd.DataFrame) -> pd.DataFrame:
+    """The group level's table with one T1w per session (the first by name: ``run-01``
+    before ``run-02``), sorted by subject and age: two runs of one session are one
+    time point, not a follow-up. A table without a ``session`` column has one image per
+    time point already."""
+    if "session" not in sessions:
+        return sessions.sort_values(["subject", "age"], kind="stable")
+    table = sessions.assign(_ses=sessions["session"].fillna(""))
+    if "t1w" not in table:
+        table = table.assign(t1w="")
+    return (table.sort_values(["subject", "age", "_ses", "t1w"], kind="stable")
+            .drop_duplicates(["subject", "_ses"]).drop(columns="_ses"))
+
+
 def consecutive_pairs(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Each subject's consecutive scans (by age): ``subject``, ``start``, ``followup``
-    (image paths), ``years``, ``diagnosis`` (of the starting scan, else the subject's
-    first known one)."""
+    """Each subject's consecutive sessions (by age; one T1w per session,
+    :func:`one_t1w_per_session`): ``subject``, ``start``, ``followup`` (image paths),
+    ``years``, ``diagnosis`` (of the starting scan, else the subject's first known one)."""
     rows = []
-    for sub, group in sessions.sort_values(["subject", "age"]).groupby("subject", sort=True):
+    for sub, group in one_t1w_per_session(sessions).groupby("subject", sort=True):
         known = [d for d in group["diagnosis"] if isinstance(d, str) and d]
         for (_, a), (_, b) in zip(group.iterrows(), group.iloc[1:].iterrows()):
             dx = a["diagnosis"] if isinstance(a["diagnosis"], str) and a["diagnosis"] else (known[0] if known else None)

@@ -30,7 +30,8 @@ import pandas as pd
 from ..data.anatomy import REGION_GROUPS
 from ..data.resources import atlas_labels_on_grid
 from . import measure
-from .baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN, PopulationMean, linear_trend
+from .baselines import (IDENTITY, LINEAR, ORACLE, POPULATION_MEAN, PopulationMean, linear_trend,
+                        one_t1w_per_session)
 from .metrics import data_range_of, mae_in_mask, psnr_in_mask, ssim_in_mask
 
 LOG = logging.getLogger("daninet.evaluation")
@@ -118,7 +119,8 @@ def ground_truth_volumes(bids_dir) -> pd.DataFrame | None:
 
 def followup_pairs(sessions: pd.DataFrame, split: pd.DataFrame | None = None, *, splits=("test",),
                    truth: pd.DataFrame | None = None) -> list[FollowUp]:
-    """Every follow-up of the chosen splits' subjects with the last scan before it.
+    """Every follow-up of the chosen splits' subjects with the last scan before it (one
+    T1w per session, :func:`~daninet_pipeline.evaluation.baselines.one_t1w_per_session`).
 
     ``sessions``: the group level's table (``subject``, ``session``, ``age``,
     ``diagnosis``, ``t1w``, ``preproc``, ``mask``). The diagnosis is the starting scan's
@@ -127,8 +129,9 @@ def followup_pairs(sessions: pd.DataFrame, split: pd.DataFrame | None = None, *,
     """
     chosen = set(sessions["subject"]) if split is None else set(split.loc[split["split"].isin(splits), "subject"])
     out = []
-    for sub, group in sessions[sessions["subject"].isin(chosen)].groupby("subject", sort=True):
-        group = group.sort_values("age").reset_index(drop=True)
+    chosen_sessions = one_t1w_per_session(sessions[sessions["subject"].isin(chosen)])
+    for sub, group in chosen_sessions.groupby("subject", sort=True):
+        group = group.reset_index(drop=True)
         known = [d for d in group["diagnosis"] if isinstance(d, str) and d]
         for k in range(1, len(group)):
             start, fu = group.iloc[k - 1], group.iloc[k]

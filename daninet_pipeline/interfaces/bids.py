@@ -2,27 +2,69 @@
 
 from __future__ import annotations
 
+import filecmp
+import gzip
 import json
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    Str,
+    TraitedSpec,
+)
 from niworkflows.interfaces.bids import DerivativesDataSink as _NiworkflowsSink
+
+
+def _same_content(new: Path, old: Path) -> bool:
+    """Whether ``old`` already holds what ``new`` holds (a ``.gz`` by its uncompressed
+    bytes: the gzip header carries a time stamp)."""
+    if not old.is_file():
+        return False
+    if filecmp.cmp(new, old, shallow=False):
+        return True
+    if new.suffix == ".gz":
+        try:
+            with gzip.open(new) as a, gzip.open(old) as b:
+                while True:
+                    x, y = a.read(1 << 20), b.read(1 << 20)
+                    if x != y:
+                        return False
+                    if not x:
+                        return True
+        except (OSError, EOFError):
+            return False
+    return False
+
+
+def place(staged: Path, target: Path) -> Path:
+    """Move ``staged`` onto ``target`` atomically (:func:`os.replace`), unless ``target``
+    already holds the same content: then it stays untouched (its time stamp too)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if _same_content(staged, target):
+        staged.unlink()
+    else:
+        os.replace(staged, target)
+    return target
 
 
 class DerivativesDataSink(_NiworkflowsSink):
     """niworkflows' sink writing straight into ``base_directory`` (the BIDS App's
-    OUTPUT_DIR), atomically.
+    OUTPUT_DIR), atomically, on every run.
 
     Files are first written under a hidden staging folder inside ``base_directory``
     (same file system) and then moved onto their final names with :func:`os.replace`, so
-    no half-written file ever carries a final name. The node is cached like any other:
-    a rerun with unchanged inputs does not write again.
+    no half-written file ever carries a final name. The sink always runs (as
+    niworkflows' own), so a run after OUTPUT_DIR was deleted writes every file again
+    from the work folder's cache; a file whose content is already there is left as it is.
     """
 
     out_path_base = ""
-    _always_run = False
+    _always_run = True
 
     def _run_interface(self, runtime):
         from nipype.interfaces.base import isdefined
@@ -41,13 +83,43 @@ class DerivativesDataSink(_NiworkflowsSink):
                 moved = []
                 for path in [paths] if single else paths:
                     target = final / Path(path).relative_to(staging)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
-                    moved.append(str(target))
+                    moved.append(str(place(Path(path), target)))
                 self._results[key] = moved[0] if single else moved
         finally:
             self.inputs.base_directory = str(final)
             shutil.rmtree(staging, ignore_errors=True)
+        return runtime
+
+
+class _ExportInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="file made in a node's working folder")
+    base_directory = Str(mandatory=True, desc="OUTPUT_DIR")
+    relative_path = Str(mandatory=True, desc="where the file goes, relative to base_directory")
+
+
+class _ExportOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the written file")
+
+
+class ExportFile(SimpleInterface):
+    """Sink of a derivative that BIDS has no name for (``models/<name>/model.pt``, its
+    tables and card): copy ``in_file`` to ``base_directory/relative_path`` atomically,
+    on every run (as :class:`DerivativesDataSink`); same content: left as it is."""
+
+    input_spec = _ExportInputSpec
+    output_spec = _ExportOutputSpec
+    _always_run = True
+
+    def _run_interface(self, runtime):
+        target = Path(self.inputs.base_directory).absolute() / self.inputs.relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f".daninet-staging-{uuid.uuid4().hex}-{target.name}")
+        try:
+            shutil.copyfile(self.inputs.in_file, staged)
+            place(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+        self._results["out_file"] = str(target)
         return runtime
 
 

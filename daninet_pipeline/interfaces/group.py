@@ -62,9 +62,8 @@ class GatherDerivatives(SimpleInterface):
 
 
 class _SplitInputSpec(BaseInterfaceInputSpec):
-    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     seed = traits.Int(0, usedefault=True, desc="random seed of the split")
-    out_file = File(mandatory=True, desc="where to write the split TSV")
 
 
 class _SplitOutputSpec(TraitedSpec):
@@ -82,15 +81,14 @@ class SplitSubjects(SimpleInterface):
 
         table = read_sessions_tsv(self.inputs.sessions_tsv)
         split = split_subjects(table, seed=self.inputs.seed)
-        out = Path(self.inputs.out_file)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = Path(runtime.cwd) / "split.tsv"
         split.to_csv(out, sep="\t", index=False)
         self._results["split_tsv"] = str(out)
         return runtime
 
 
 class _StoreInputSpec(BaseInterfaceInputSpec):
-    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
     config = Str(mandatory=True, desc="preset name or JSON configuration file")
 
@@ -125,7 +123,9 @@ class BuildSliceStore(SimpleInterface):
 class _TrainInputSpec(BaseInterfaceInputSpec):
     store_dir = Directory(exists=True, mandatory=True, desc="slice store")
     config = Str(mandatory=True, desc="preset name or JSON configuration file")
-    model_dir = Directory(mandatory=True, desc="where the checkpoint, loss log and model file go")
+    model_dir = Directory(desc="where the checkpoint, loss log and model file go: a folder of the "
+                          "work directory that outlives the node's own (--resume); default: the "
+                          "node's folder")
     resume = traits.Bool(False, usedefault=True, desc="continue from the checkpoint in model_dir")
 
 
@@ -135,7 +135,7 @@ class _TrainOutputSpec(TraitedSpec):
 
 
 class TrainModel(SimpleInterface):
-    """Fit the regional SVRs and train DaniNet (:func:`daninet_pipeline.model.train.train`)."""
+    """Fit the regional progression model and train DaniNet (:func:`daninet_pipeline.model.train.train`)."""
 
     input_spec = _TrainInputSpec
     output_spec = _TrainOutputSpec
@@ -143,7 +143,7 @@ class TrainModel(SimpleInterface):
     def _run_interface(self, runtime):
         from ..model.train import LOG_NAME, train
 
-        model_dir = Path(self.inputs.model_dir)
+        model_dir = Path(self.inputs.model_dir if isdefined(self.inputs.model_dir) else runtime.cwd)
         path = train(self.inputs.config, self.inputs.store_dir, model_dir, resume=self.inputs.resume)
         self._results["model_file"] = str(path)
         self._results["losses_tsv"] = str(model_dir / LOG_NAME)
@@ -152,10 +152,9 @@ class TrainModel(SimpleInterface):
 
 class _EvalInputSpec(BaseInterfaceInputSpec):
     model_file = File(exists=True, mandatory=True, desc="trained model")
-    sessions_tsv = File(exists=True, mandatory=True, desc="output of GatherDerivatives")
+    sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
-    out_dir = Directory(mandatory=True, desc="where group_eval.tsv/.md go")
 
 
 class _EvalOutputSpec(TraitedSpec):
@@ -174,7 +173,7 @@ class EvaluateTestSplit(SimpleInterface):
 
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         tsv, md = evaluate_test_split(
-            self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), self.inputs.out_dir,
+            self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), runtime.cwd,
             bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None)
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
@@ -186,7 +185,6 @@ class _CardInputSpec(BaseInterfaceInputSpec):
     split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
     config = Str(mandatory=True, desc="preset name or configuration file used")
     eval_md = File(desc="evaluation summary to include")
-    out_file = File(mandatory=True, desc="where to write the Markdown card")
 
 
 class _CardOutputSpec(TraitedSpec):
@@ -203,7 +201,7 @@ class WriteModelCard(SimpleInterface):
         from ..group import write_model_card
 
         card = write_model_card(self.inputs.model_file, _read_tsv(self.inputs.split_tsv), self.inputs.config,
-                                self.inputs.out_file,
+                                Path(runtime.cwd) / "model_card.md",
                                 self.inputs.eval_md if isdefined(self.inputs.eval_md) else None)
         self._results["model_card"] = str(card)
         return runtime

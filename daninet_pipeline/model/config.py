@@ -161,7 +161,7 @@ class TrainConfig:
         L_vox (differentiable surrogate), L_reg, the two adversarial terms of E and G,
         and a total-variation smoothness term on the generated images.
     regions:
-        Neuromorphometrics labels (by name) whose masks and SVRs make L_reg.
+        Neuromorphometrics labels (by name) whose masks and regional model make L_reg.
     atlas:
         the atlas (``daninet_pipeline.data.resources.load_atlas``) the regions come from.
     reg_eps:

@@ -374,10 +374,10 @@ class StepBatches(torch.utils.data.Dataset):
 
 def step_loader(source: SliceSource, steps, batch_size: int, seed: int, z_dim: int, *, rank: int = 0,
                 world: int = 1, workers: int = 0, pin_memory: bool = False, prefetch: int = 4):
-    """The batches of ``steps`` (an iterable of step numbers), read by ``workers``
+    """The batches of ``steps`` (a ``range`` or sequence of step numbers), read by ``workers``
     processes ahead of the training step (a torch ``DataLoader`` over the memory map;
     ``pin_memory`` for a CUDA device). ``workers=0`` reads in this process."""
     return torch.utils.data.DataLoader(
         StepBatches(source, batch_size, seed, z_dim, rank=rank, world=world), batch_size=None,
-        sampler=list(steps), num_workers=workers, pin_memory=pin_memory,
+        sampler=steps, num_workers=workers, pin_memory=pin_memory,
         prefetch_factor=prefetch if workers else None)

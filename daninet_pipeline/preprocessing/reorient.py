@@ -26,7 +26,10 @@ def reorient_like(img: nib.spatialimages.SpatialImage,
     """Undo :func:`reorient_to_ras`: bring ``img`` (on the RAS+ grid of ``reference``)
     back onto ``reference``'s own voxel grid, without interpolation.
 
-    Raises ValueError when ``img`` is not on that RAS+ grid.
+    The result carries ``reference``'s header (qform, sform, their codes and pixdim, as
+    niworkflows' ``copy_header``) with ``img``'s data type, so ITK tools see both images
+    in the same physical space even where the reference's pixdim and sform disagree
+    slightly. Raises ValueError when ``img`` is not on that RAS+ grid.
     """
     ornt_ref = nib.io_orientation(reference.affine)
     ornt_img = nib.io_orientation(img.affine)
@@ -38,4 +41,10 @@ def reorient_like(img: nib.spatialimages.SpatialImage,
     affine = img.affine @ nib.orientations.inv_ornt_aff(transform, img.shape[:3])
     if not np.allclose(affine, reference.affine, atol=1e-3):
         raise ValueError("image is not on the RAS+ grid of the reference")
-    return nib.Nifti1Image(data, reference.affine)
+    header = reference.header.copy() if isinstance(reference, nib.Nifti1Image) else None
+    if header is None:
+        return nib.Nifti1Image(data, reference.affine)
+    header.set_data_dtype(img.get_data_dtype())
+    header.set_slope_inter(1.0, 0.0)
+    # the header's own best affine: nibabel then leaves the xforms and their codes as they are
+    return nib.Nifti1Image(data, header.get_best_affine(), header)

@@ -1,4 +1,4 @@
-"""HTML reports of the model: the group report (training curves, SVR fits, evaluation)
+"""HTML reports of the model: the group report (training curves, regional model errors, evaluation)
 and the per-subject simulation report (baseline, simulated and real follow-ups side by
 side, difference maps, the simulated trajectory as a strip over ages).
 

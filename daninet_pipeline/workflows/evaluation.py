@@ -38,7 +38,7 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
 
     Inputs
     ------
-    sessions_tsv : every session with its derivatives (``GatherDerivatives``)
+    sessions_tsv : every session with its derivatives (:func:`~daninet_pipeline.group.gather_sessions`)
     split_tsv : the subject split (``SplitSubjects``)
 
     Outputs
@@ -88,8 +88,8 @@ def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, npr
     work.mkdir(parents=True, exist_ok=True)
     sessions_tsv = work / "evaluation_sessions.tsv"
     sessions.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
-    subjects = sorted(s for s in next(iter(tests.values()))
-                      if (sessions["subject"] == s).sum() >= 2)
+    n_sessions = sessions.assign(session=sessions["session"].fillna("")).groupby("subject")["session"].nunique()
+    subjects = sorted(s for s in next(iter(tests.values())) if n_sessions.get(s, 0) >= 2)
     wf = init_evaluation_wf(subjects=subjects, models=models, out_dir=out_dir, bids_dir=bids_dir,
                             measurements=measurements)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)

@@ -12,7 +12,8 @@ from ..interfaces.simulation import SimulateSubject
 
 def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target_ages=None,
                        years_ahead=None, diagnosis: str | None = None, transfer: bool = False,
-                       native: bool = False, mode: str = "change", name: str | None = None) -> Workflow:
+                       native: bool = False, mode: str = "change", model_name: str | None = None,
+                       name: str | None = None) -> Workflow:
     """Simulate one subject's baseline scan at other ages (and diagnoses).
 
     Workflow Graph
@@ -35,15 +36,21 @@ def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target
     native : also write each image on the grid of the subject's raw T1w (inverse transform)
     mode : ``change`` (the baseline plus the generated change from its own age) or
         ``direct`` (the generator's image, the paper's output); see ``Simulator.simulate``
+    model_name : the model's name in the ``desc`` label (default: ``models/<name>/model.pt``'s
+        folder, or the file's stem); several models' images of a subject sit side by side
 
     Inputs
     ------
-    sessions_tsv : the subject's sessions with their pre-processed T1w (GatherDerivatives)
+    sessions_tsv : the selected sessions with their pre-processed T1w (columns of
+        :data:`daninet_pipeline.group.SESSION_COLUMNS`)
 
     Outputs
     -------
-    simulated : simulated T1w images written as derivatives
+    simulated : simulated T1w images written as derivatives (by
+        :func:`~daninet_pipeline.workflows.outputs.init_ds_simulation_wf`)
     """
+    from .outputs import init_ds_simulation_wf
+
     workflow = Workflow(name=name or f"sim_sub_{subject}_wf")
     workflow.__desc__ = (
         f"Synthetic follow-up images were simulated from the baseline scan with the trained "
@@ -62,8 +69,14 @@ def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target
         simulate.inputs.years_ahead = [float(y) for y in years_ahead]
     if diagnosis:
         simulate.inputs.diagnosis = diagnosis
+    if model_name:
+        simulate.inputs.model_name = model_name
+    ds_wf = init_ds_simulation_wf(output_dir=str(output_dir), native=native)
+    fields = ["source_file", "simulated", "desc", "meta"] + (
+        ["simulated_native", "meta_native"] if native else [])
     workflow.connect([
         (inputnode, simulate, [("sessions_tsv", "sessions_tsv")]),
-        (simulate, outputnode, [("simulated", "simulated")]),
+        (simulate, ds_wf, [(f, f"inputnode.{f}") for f in fields]),
+        (ds_wf, outputnode, [("outputnode.simulated", "simulated")]),
     ])
     return workflow

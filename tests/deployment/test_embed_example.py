@@ -111,6 +111,9 @@ def test_lab_simulation_workflow_runs(example, tmp_path):
     the demo data's ground truth."""
     import pandas as pd
 
+    from nibabel.processing import resample_from_to
+
+    from daninet_pipeline.data.resources import load_template
     from daninet_pipeline.data.synthetic import write_dataset
     from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.model.data import SliceStore
@@ -125,7 +128,9 @@ def test_lab_simulation_workflow_runs(example, tmp_path):
         stem = truth / f"sub-{subject}" / ses / "anat" / f"sub-{subject}_{ses}_space-MNI152NLin2009aSym"
         img = nib.load(f"{stem}_desc-noisefree_T1w.nii.gz")
         mask = np.asanyarray(nib.load(f"{stem}_desc-brain_mask.nii.gz").dataobj) > 0
-        records.append({"image": nib.Nifti1Image(img.get_fdata(dtype=np.float32) * mask, img.affine),
+        # on the participant level's grid (the 1 mm template): a model refuses data on another grid
+        brain = nib.Nifti1Image(img.get_fdata(dtype=np.float32) * mask, img.affine)
+        records.append({"image": resample_from_to(brain, load_template(), order=1),
                         "subject": subject, "session": ses[4:], "age": float(age), "diagnosis": "MCI"})
     cfg = TrainConfig.from_file("demo").replace(image_size=32, width=8, z_dim=16, batch_size=8, steps=4,
                                                 checkpoint_every=2, weight_reg=type(TrainConfig().weight_reg)(0.0))
@@ -140,5 +145,5 @@ def test_lab_simulation_workflow_runs(example, tmp_path):
     wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
     wf.run(plugin="MultiProc", plugin_args={"n_procs": 2})
     lines = (tmp_path / "summary.tsv").read_text().splitlines()
-    assert len(lines) == 2 and "_desc-simAge" in lines[1]
+    assert len(lines) == 2 and "_desc-simmodelAge" in lines[1]
     assert 0 < float(lines[1].split("\t")[1]) <= 1.5

@@ -9,7 +9,10 @@ by process id, at its end. What runs on it:
   subjects whose derivatives are missing;
 * Nipype's SLURM and SLURMGraph plugins with the shipped settings
   (workflows/nipype/slurm.json, slurmgraph.json) on a small workflow;
-* the app itself with ``--plugin SLURMGraph`` (each Nipype node a SLURM job).
+* the app itself with ``--plugin SLURMGraph`` (each Nipype node a SLURM job);
+* the training recipe (workflows/slurm/train_group.sbatch) with two gloo processes, and a
+  training job stopped by its time limit that resubmits itself and ends with the losses
+  of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -244,16 +247,13 @@ def test_app_with_slurm_plugin(cluster, array_run, bids, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_training_job_runs_on_cpu(cluster, tmp_path):
-    """workflows/slurm/train_group.sbatch with two CPU processes (gloo) on a tiny store."""
+def _tiny_store(root):
     import nibabel as nib
     import numpy as np
     from nibabel.processing import resample_to_output
 
     from daninet_pipeline.data.resources import load_template
-    from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.model.data import SliceStore
-    from daninet_pipeline.model.modelfile import load_model_file
 
     img = resample_to_output(load_template(), voxel_sizes=(4, 4, 4), order=1)
     vol = np.clip(np.asarray(img.dataobj, np.float32), 0, None)
@@ -262,14 +262,24 @@ def test_training_job_runs_on_cpu(cluster, tmp_path):
     for s, dx in enumerate(("CN", "MCI", "AD", "CN")):
         for k, age in enumerate((65.0, 72.0, 80.0)):
             v = vol * (1 - 0.01 * (age - 65.0)) + rng.normal(0, 0.01, vol.shape) * (vol > 0.02)
-            records.append({"image": nib.Nifti1Image(np.clip(v, 0, None).astype(np.float32),
-                                                     img.affine),
-                            "subject": f"s{s:02d}", "session": f"M{k:02d}", "age": age,
-                            "diagnosis": dx})
-    store = SliceStore.build(tmp_path / "store", records, image_size=32)
-    cfg = TrainConfig.from_file("demo").replace(
-        image_size=32, width=4, z_dim=8, batch_size=4, steps=4, checkpoint_every=2, n_bins=4,
-        age_min=63.0, age_max=83.0)
+            records.append({"image": nib.Nifti1Image(np.clip(v, 0, None).astype(np.float32), img.affine),
+                            "subject": f"s{s:02d}", "session": f"M{k:02d}", "age": age, "diagnosis": dx})
+    return SliceStore.build(root, records, image_size=32)
+
+
+def _tiny_config(**changes):
+    from daninet_pipeline.model.config import TrainConfig
+
+    return TrainConfig.from_file("demo").replace(
+        image_size=32, width=4, z_dim=8, batch_size=4, n_bins=4, age_min=63.0, age_max=83.0, **changes)
+
+
+def test_training_job_runs_on_cpu(cluster, tmp_path):
+    """workflows/slurm/train_group.sbatch with two CPU processes (gloo) on a tiny store."""
+    from daninet_pipeline.model.modelfile import load_model_file
+
+    store = _tiny_store(tmp_path / "store")
+    cfg = _tiny_config(steps=4, checkpoint_every=2)
     cfg.save(tmp_path / "cfg.json")
     out = tmp_path / "model"
     env = dict(os.environ, STORE=str(store.root), OUT=str(out), CONFIG=str(tmp_path / "cfg.json"),
@@ -283,3 +293,47 @@ def test_training_job_runs_on_cpu(cluster, tmp_path):
     print(f"[slurm] training job (torchrun, 2 gloo processes) in {time.monotonic() - t0:.0f} s")
     assert (out / "model.pt").is_file(), log[-3000:]
     assert load_model_file(out / "model.pt")["training"]["processes"] == 2
+
+
+def test_training_job_stopped_by_its_time_limit_resubmits_itself_and_resumes(cluster, tmp_path):
+    """A 1-minute job gets SIGTERM before its limit (--signal=B:TERM@45), checkpoints,
+    submits its successor, which resumes: the chain ends with the losses of an
+    uninterrupted run."""
+    import csv
+
+    import torch
+
+    from daninet_pipeline.model.daninet import LOG_LOSSES
+    from daninet_pipeline.model.train import train
+
+    store = _tiny_store(tmp_path / "store")
+    cfg = _tiny_config(steps=1500, checkpoint_every=100_000)  # no periodic checkpoint before the signal
+    cfg.save(tmp_path / "cfg.json")
+    out = tmp_path / "model"
+    common = f"--cpus-per-task=1 --mem=3G --output={tmp_path}/train_%j.out"
+    env = dict(os.environ, STORE=str(store.root), OUT=str(out), CONFIG=str(tmp_path / "cfg.json"), NPROC="1",
+               PATH=f"{BIN}:{os.environ['PATH']}", DANINET_SBATCH_ARGS=f"{common} --time=00:10:00")
+    t0 = time.monotonic()
+    first = _run(["sbatch", "--parsable", *common.split(), "--time=00:01:00", "--signal=B:TERM@45",
+                  "--export=ALL", RECIPES / "slurm" / "train_group.sbatch"], env=env).stdout.strip().split(";")[0]
+    _wait_for_user_jobs()
+    logs = {p.name: p.read_text() for p in sorted(tmp_path.glob("train_*.out"))}
+    print(f"[slurm] time-limited training chain in {time.monotonic() - t0:.0f} s: {len(logs)} jobs")
+    text = "\n".join(logs.values())
+    assert (out / "model.pt").is_file(), text[-4000:]
+    assert len(logs) >= 2 and f"train_{first}.out" in logs, text[-4000:]
+    assert "resubmitted as job" in logs[f"train_{first}.out"], logs[f"train_{first}.out"][-3000:]
+    assert "resubmission 1" in text and "--resume" in text  # the next job resumed from the checkpoint
+
+    torch.set_num_threads(1)
+    train(cfg, store, tmp_path / "plain", progress=False)
+
+    def rows(path):
+        with open(path) as f:
+            return list(csv.DictReader(f, delimiter="\t"))
+
+    a, b = rows(tmp_path / "plain" / "losses.tsv"), rows(out / "losses.tsv")
+    assert [r["step"] for r in b] == [str(s) for s in range(cfg.steps)]
+    for ra, rb in zip(a, b):
+        for k in LOG_LOSSES:
+            assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-5, abs=1e-7, nan_ok=True), (ra["step"], k)

@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from daninet_pipeline.group import derivative_paths
+from daninet_pipeline.bids.naming import derivative_path
+from daninet_pipeline.group import gather_sessions
 from daninet_pipeline.workflows.group import init_group_wf
 
 TPL = "MNI152NLin2009aSym"
@@ -35,7 +36,9 @@ def fake_derivatives(bids_dir, out_dir, skip_subject=None):
             continue
         mask_path = img_path.with_name(img_path.name.replace("desc-noisefree_T1w", "desc-brain_mask"))
         img, mask = nib.load(img_path), nib.load(mask_path)
-        preproc, out_mask = derivative_paths(out_dir, sub[4:], ses[4:])
+        raw = next((bids_dir / sub / ses / "anat").glob("*_T1w.nii.gz"))
+        preproc = derivative_path(out_dir, raw, "preproc")
+        out_mask = derivative_path(out_dir, raw, "mask_std")
         preproc.parent.mkdir(parents=True, exist_ok=True)
         data = np.asarray(img.dataobj, np.float32) * (np.asarray(mask.dataobj) > 0)
         nib.save(nib.Nifti1Image(data, img.affine), preproc)
@@ -69,7 +72,11 @@ def trained_group(demo_bids, tmp_path_factory):
     config.write_text(json.dumps(TINY_CONFIG))
     out = tmp / "out"
     fake_derivatives(demo_bids, out)
+    table, missing = gather_sessions(demo_bids, out)
+    assert not missing
+    table.to_csv(tmp / "sessions.tsv", sep="\t", index=False, na_rep="n/a")
     wf = init_group_wf(bids_dir=demo_bids, output_dir=out, config=str(config), seed=1)
+    wf.inputs.inputnode.sessions_tsv = str(tmp / "sessions.tsv")
     wf.base_dir = str(tmp / "work")
     wf.config["execution"]["crashdump_dir"] = str(tmp / "crash")
     wf.run(plugin="Linear")

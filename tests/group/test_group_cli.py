@@ -35,6 +35,35 @@ def cli_group(demo_bids, tmp_path_factory):
     return demo_bids, out, tmp
 
 
+@pytest.mark.parametrize("option", ["--session-label", "--bids-filter-file"])
+def test_the_selection_restricts_the_sessions_trained_and_evaluated_on(demo_bids, tmp_path, option):
+    """Issue 12, item 2: the CLI's selection reaches the group level. (Placed before the
+    tests that evaluate in this process: a MultiProc worker forked after torch ran here
+    can hang.)"""
+    from daninet_pipeline.model.modelfile import load_model_file
+
+    out = tmp_path / "out"
+    fake_derivatives(demo_bids, out)
+    if option == "--session-label":
+        selection = ["--session-label", "M000", "M048", "M060"]
+    else:
+        (tmp_path / "filter.json").write_text(json.dumps({"t1w": {"session": ["M000", "M048", "M060"]}}))
+        selection = ["--bids-filter-file", str(tmp_path / "filter.json")]
+    kept = {p.parts[-3] for p in demo_bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz")
+            if p.parts[-3] in ("ses-M000", "ses-M048", "ses-M060")}
+    n_kept = sum(1 for p in demo_bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz") if p.parts[-3] in kept)
+    assert 0 < n_kept < len(list(demo_bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz")))
+    assert _group(demo_bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"),
+                  *selection) == 0
+    model_dir = out / "models" / "tiny"
+    split = pd.read_csv(model_dir / "split.tsv", sep="\t", dtype={"subject": str})
+    assert split["sessions"].sum() == n_kept
+    trained = load_model_file(model_dir / "model.pt")["training"]["n_volumes"]
+    assert trained == split.loc[split["split"] == "train", "sessions"].sum()
+    ev = pd.read_csv(model_dir / "group_eval.tsv", sep="\t", dtype={"subject": str})
+    assert set(ev["followup_session"].astype(str)) <= {"M048", "M060"}
+
+
 def test_missing_derivatives_are_made_by_the_participant_level_first(demo_bids, tmp_path, monkeypatch):
     import daninet_pipeline.cli.participant as participant
 

@@ -45,3 +45,15 @@ def test_group_workflow_trains_evaluates_and_writes_a_card(trained_group):
         assert set(ev["measurement"]) == {"tbm"}
         assert ev["ssim"].between(-1, 1).all()
         assert "| identity |" in card
+
+
+def test_the_training_node_alone_takes_its_plugin_arguments():
+    from daninet_pipeline.cli.parser import build_parser
+    from daninet_pipeline.workflows.group import init_group_wf
+
+    opts = build_parser().parse_args(["bids", "out", "group", "--train-plugin-args",
+                                      '{"sbatch_args": "--partition=gpu --gpus=1"}'])
+    wf = init_group_wf(bids_dir=".", output_dir="out", config="demo", train_plugin_args=opts.train_plugin_args)
+    assert wf.get_node("train").plugin_args == {"sbatch_args": "--partition=gpu --gpus=1", "overwrite": True}
+    others = [n for n in wf.list_node_names() if n != "train"]
+    assert others and all(not wf.get_node(n).plugin_args for n in others)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daninet_pipeline.group import gather_sessions
 from daninet_pipeline.reports.progression import write_group_report, write_subject_report
-from daninet_pipeline.simulation import simulate_subject, write_simulations
+from daninet_pipeline.simulation import simulate_subject
 from daninet_pipeline.workflows.group import model_dir_of
 
 
@@ -24,9 +24,10 @@ def test_subject_report_puts_simulated_beside_real(trained_group, tmp_path):
     rows = table[table["subject"] == table["subject"].iloc[0]].sort_values("age")
     ages = list(rows["age"].iloc[1:])
     results = simulate_subject(model, rows, ages)
-    files = write_simulations(results, output_dir=tmp_path, subject=rows["subject"].iloc[0],
-                              session=rows["session"].iloc[0], model_file=model,
-                              source_t1w=rows["t1w"].iloc[0], bids_dir=bids_dir)
+    files = []
+    for i, res in enumerate(results):
+        files.append(tmp_path / f"sim{i}.nii.gz")
+        res["image"].to_filename(files[-1])
     report = write_subject_report(rows["subject"].iloc[0], rows["preproc"].iloc[0], rows["age"].iloc[0],
                                   dict(zip(ages, map(str, files))), tmp_path / "report.html",
                                   followups=dict(zip(ages, rows["preproc"].iloc[1:])),

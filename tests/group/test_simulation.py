@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
+from daninet_pipeline.bids.derivatives import sha256_of
+from daninet_pipeline.bids.naming import model_label, simulation_desc
 from daninet_pipeline.errors import DaniNetError
 from daninet_pipeline.group import gather_sessions
-from daninet_pipeline.simulation import (
-    age_label,
-    sha256_of,
-    simulate_subject,
-    target_ages_for,
-    write_simulations,
-)
+from daninet_pipeline.simulation import simulate_subject, target_ages_for
 from daninet_pipeline.workflows.group import model_dir_of
 
 
-def test_age_labels_are_bids_alphanumeric():
-    assert age_label(72.46) == "simAge72p5"
-    assert age_label(80, "AD") == "simAge80p0AD"
+def test_simulation_labels_are_bids_alphanumeric_and_name_the_model():
+    assert simulation_desc("demo", 72.46) == "simdemoAge72p5"
+    assert simulation_desc("full-residual", 80, "AD") == "simfullresidualAge80p0AD"
+    assert model_label("P") == "p" and model_label("/cfg/my_model.v2.json") == "mymodelv2"
+    with pytest.raises(ValueError):
+        model_label("--")
 
 
 def test_target_ages_default_to_the_real_follow_ups():
@@ -35,6 +35,31 @@ def test_target_ages_default_to_the_real_follow_ups():
         target_ages_for(rows.iloc[:1])
 
 
+def _simulate_through_the_workflow(bids_dir, out, model, sub, tmp_path, **options):
+    from daninet_pipeline.workflows.simulation import init_simulation_wf
+
+    table, _ = gather_sessions(bids_dir, out)
+    sessions_tsv = tmp_path / "sessions.tsv"
+    table.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
+    if options.get("native"):  # the transforms, as the participant level writes them
+        from daninet_pipeline.bids.naming import derivative_path
+        from daninet_pipeline.preprocessing.transforms import write_itk_affine
+
+        truth = bids_dir / "derivatives" / "ground_truth"
+        for t1w in table.loc[table["subject"] == sub, "t1w"]:
+            rel = Path(t1w).relative_to(bids_dir)
+            xfm = truth / rel.parent / Path(t1w).name.replace("_T1w.nii.gz", "_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt")
+            target = derivative_path(tmp_path / "sim", t1w, "xfm")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_itk_affine(np.loadtxt(xfm), target)
+    wf = init_simulation_wf(subject=sub, model_file=model, bids_dir=bids_dir, output_dir=tmp_path / "sim",
+                            **options)
+    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
+    wf.base_dir = str(tmp_path / "work")
+    wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
+    return table, wf.run(plugin="Linear")
+
+
 def test_simulated_derivatives_have_names_and_sidecars(trained_group, tmp_path):
     bids_dir, out, config = trained_group
     model = model_dir_of(out, config) / "model.pt"
@@ -42,21 +67,26 @@ def test_simulated_derivatives_have_names_and_sidecars(trained_group, tmp_path):
     sub = table["subject"].iloc[0]
     rows = table[table["subject"] == sub].sort_values("age")
     ages = target_ages_for(rows)
-    results = simulate_subject(model, rows, ages)
-    written = write_simulations(results, output_dir=out, subject=sub, session=rows["session"].iloc[0],
-                                model_file=model, source_t1w=rows["t1w"].iloc[0], bids_dir=bids_dir)
+    _simulate_through_the_workflow(bids_dir, out, model, sub, tmp_path, native=True)
+    written = sorted((tmp_path / "sim").rglob("*_space-*_desc-sim*_T1w.nii.gz"))
     assert len(written) == len(ages)
     base = nib.load(rows["preproc"].iloc[0])
-    for path, age in zip(written, ages):
-        assert path.name.endswith(f"_desc-{age_label(age)}_T1w.nii.gz")
+    stem = Path(rows["t1w"].iloc[0]).name.replace("_T1w.nii.gz", "")
+    for path, age in zip(written, sorted(ages)):
+        assert path.name == f"{stem}_space-MNI152NLin2009aSym_desc-{simulation_desc('tiny', age)}_T1w.nii.gz"
         img = nib.load(path)
         assert img.shape == base.shape and np.allclose(img.affine, base.affine)
         side = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
         assert side["Synthetic"] is True and side["SimulatedAge"] == pytest.approx(age)
-        assert side["Model"]["SHA256"] == sha256_of(model)
+        assert side["Model"] == {"Name": "tiny", "Label": "tiny", "File": "model.pt", "SHA256": sha256_of(model)}
         assert side["Sources"][0].startswith("bids:raw:sub-")
         assert side["SimulationMode"] == "change"
-    assert not list(written[0].parent.glob(".tmp-*"))
+        native = path.with_name(path.name.replace("_space-MNI152NLin2009aSym", ""))
+        raw = nib.load(rows["t1w"].iloc[0])
+        assert nib.load(native).shape == raw.shape
+        assert (int(nib.load(native).header["sform_code"]), int(nib.load(native).header["qform_code"])) == (
+            int(raw.header["sform_code"]), int(raw.header["qform_code"]))
+    assert not list((tmp_path / "sim").rglob(".daninet-staging-*"))
 
 
 def test_change_mode_keeps_the_baseline_and_direct_mode_is_the_generators_image(trained_group):
@@ -91,24 +121,16 @@ def test_counterfactual_diagnosis_and_transfer(trained_group):
 
 
 def test_simulation_workflow_writes_one_image_per_year_ahead(trained_group, tmp_path):
-    from daninet_pipeline.workflows.simulation import init_simulation_wf
-
     bids_dir, out, config = trained_group
-    table, _ = gather_sessions(bids_dir, out)
-    sessions_tsv = tmp_path / "sessions.tsv"
-    table.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
-    sub = table["subject"].iloc[-1]
-    wf = init_simulation_wf(subject=sub, model_file=model_dir_of(out, config) / "model.pt",
-                            bids_dir=bids_dir, output_dir=tmp_path / "sim", years_ahead=[1, 2.5])
-    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
-    wf.base_dir = str(tmp_path / "work")
-    wf.config["execution"]["crashdump_dir"] = str(tmp_path / "crash")
-    result = wf.run(plugin="Linear")
+    model = model_dir_of(out, config) / "model.pt"
+    sub = sorted(p.name[4:] for p in bids_dir.glob("sub-*"))[-1]
+    table, result = _simulate_through_the_workflow(bids_dir, out, model, sub, tmp_path, years_ahead=[1, 2.5])
     files = sorted((tmp_path / "sim").rglob("*_T1w.nii.gz"))
     base_age = table[table["subject"] == sub]["age"].min()
     assert [f.name.split("desc-")[1] for f in files] == sorted(
-        f"{age_label(base_age + y)}_T1w.nii.gz" for y in (1, 2.5))
-    assert [n.name for n in result.nodes()] == ["simulate"]
+        f"{simulation_desc('tiny', base_age + y)}_T1w.nii.gz" for y in (1, 2.5))
+    assert sorted(n.name for n in result.nodes() if not n.name.startswith("_")) == [
+        "ds_simulated", "simulate"]
 
 
 def test_native_output_lands_on_the_subjects_brain(demo_bids, tmp_path):

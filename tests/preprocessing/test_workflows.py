@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -174,3 +175,24 @@ def test_fsl_backend_runs_for_real(demo_session, tmp_path):
     assert dice(mask, nib.load(demo_session.true_mask)) > 0.9
     xfm = read_itk_affine(out["flirt_to_itk"].result.outputs.out_xfm)
     assert mean_displacement(xfm, demo_session.true_xfm, nib.load(demo_session.true_mask)) < 3.0
+
+
+def test_sink_always_runs_restores_deleted_files_and_keeps_unchanged_ones(tmp_path):
+    """Issue 12, item 3: a cached sink whose file was deleted writes it again."""
+    from nipype.pipeline import engine as pe
+
+    from daninet_pipeline.interfaces.bids import DerivativesDataSink
+
+    src = tmp_path / "raw" / "sub-01" / "anat" / "sub-01_acq-mprage_run-01_T1w.nii.gz"
+    src.parent.mkdir(parents=True)
+    nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)).to_filename(src)
+    node = pe.Node(DerivativesDataSink(base_directory=str(tmp_path / "out"), desc="preproc", suffix="T1w",
+                                       compress=True), name="ds", base_dir=str(tmp_path / "work"))
+    node.inputs.in_file = str(src)
+    node.inputs.source_file = str(src)
+    first = node.run().outputs.out_file
+    assert first.endswith("sub-01/anat/sub-01_acq-mprage_run-01_desc-preproc_T1w.nii.gz")
+    mtime = Path(first).stat().st_mtime_ns
+    assert node.run().outputs.out_file == first and Path(first).stat().st_mtime_ns == mtime
+    shutil.rmtree(tmp_path / "out")
+    assert node.run().outputs.out_file == first and Path(first).is_file()

@@ -5,14 +5,13 @@ written with the agreed naming (``desc-sim<modellabel>Age<whole>p<tenth>``, side
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from daninet_pipeline.group import derivative_paths
+from daninet_pipeline.bids.naming import derivative_path, model_label, simulation_desc
 from daninet_pipeline.interfaces.bids import write_dataset_description
 
 TPL = "MNI152NLin2009aSym"
@@ -29,19 +28,11 @@ def _brain(rng, atrophy: float) -> np.ndarray:
     return (data + rng.normal(0, 2, SHAPE) * (r < 1)).astype(np.float32)
 
 
-def model_label(name: str) -> str:
-    """BIDS label of a model name: ``full-residual`` -> ``fullresidual``."""
-    return re.sub(r"[^A-Za-z0-9]", "", name)
-
-
 def write_simulated(out: Path, bids: Path, *, subject: str, base_session: str, raw_t1w: Path,
                     model: str, age: float, source_age: float, data: np.ndarray) -> Path:
     """One simulated image and its sidecar, named and described as the simulation writes them."""
-    preproc, _ = derivative_paths(out, subject, base_session)
-    whole, tenth = divmod(int(round(age * 10)), 10)
-    name = (f"sub-{subject}_ses-{base_session}_space-{TPL}_desc-sim{model_label(model)}"
-            f"Age{whole}p{tenth}_T1w.nii.gz")
-    path = preproc.parent / name
+    preproc = derivative_path(out, raw_t1w, "preproc")
+    path = derivative_path(out, raw_t1w, "simulated", desc=simulation_desc(model, age))
     nib.save(nib.Nifti1Image(data, AFFINE), path)
     sidecar = {"Description": "SYNTHETIC image simulated by DaniNet: not an acquired scan",
                "Synthetic": True, "SkullStripped": True,
@@ -50,7 +41,7 @@ def write_simulated(out: Path, bids: Path, *, subject: str, base_session: str, r
                "SimulatedDiagnosis": "CN", "CounterfactualDiagnosis": False, "TransferLearning": False,
                "SimulationMode": "change",
                "Model": {"Name": model, "Label": model_label(model), "File": "model.pt", "SHA256": "0" * 64}}
-    path.with_name(name.replace(".nii.gz", ".json")).write_text(json.dumps(sidecar, indent=2))
+    path.with_name(path.name.replace(".nii.gz", ".json")).write_text(json.dumps(sidecar, indent=2))
     return path
 
 
@@ -78,7 +69,8 @@ def make_rating_derivatives(root: Path, *, n_subjects: int = 3, ages=(70.0, 72.0
             anat.mkdir(parents=True)
             data = _brain(rng, atrophy=k / len(ages))
             nib.save(nib.Nifti1Image(data, AFFINE), anat / f"sub-{sub}_ses-{ses}_T1w.nii.gz")
-            preproc, mask = derivative_paths(out, sub, ses)
+            t1w = anat / f"sub-{sub}_ses-{ses}_T1w.nii.gz"
+            preproc, mask = derivative_path(out, t1w, "preproc"), derivative_path(out, t1w, "mask_std")
             preproc.parent.mkdir(parents=True)
             nib.save(nib.Nifti1Image(data, AFFINE), preproc)
             nib.save(nib.Nifti1Image((data > 0).astype(np.uint8), AFFINE), mask)

@@ -1,0 +1,70 @@
+"""A stopped run leaves no process behind (issue 12, item 8): the participant level on 2
+processes, signalled once its MultiProc workers run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from daninet_pipeline.cli.signals import _descendants
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start(demo_bids, tmp_path):
+    subject = sorted(p.name for p in demo_bids.glob("sub-*"))[0]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daninet_pipeline.cli.run", str(demo_bids), str(tmp_path / "out"), "participant",
+         "--participant-label", subject, "--skip-bids-validation", "--nprocs", "2", "--omp-nthreads", "1",
+         "-w", str(tmp_path / "work")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    workers = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _descendants(proc.pid)
+        if len(workers) >= 2:  # both MultiProc workers are up (and working)
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the workers never started"
+    time.sleep(3)
+    return proc, _descendants(proc.pid)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_stop_the_workers_and_exit_in_one_line(demo_bids, tmp_path, signum, code):
+    proc, workers = _start(demo_bids, tmp_path)
+    proc.send_signal(signum)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == code, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"daninet: stopped by {signal.Signals(signum).name}")
+    assert "Traceback" not in err
+    # multiprocessing's resource tracker (spawned workers) ends by itself once its parent
+    # has gone: give it the moment it needs
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in workers if _alive(p)] == []
+
+
+def test_sigkill_of_the_parent_takes_the_workers_with_it(demo_bids, tmp_path):
+    proc, workers = _start(demo_bids, tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p for p in workers if _alive(p)] == []
