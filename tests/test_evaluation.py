@@ -125,6 +125,18 @@ def test_methods_are_paired_and_the_oracle_is_the_floor(evaluated, tmp_path):
     assert list(summary["method"][:3]) == [ORACLE, IDENTITY, POPULATION_MEAN]
 
 
+def test_rows_say_where_the_time_goes_and_the_table_the_measurement_setting(evaluated):
+    from daninet_pipeline.evaluation.report import measurement_note
+
+    _, _, pairs, rows = evaluated
+    assert rows[["seconds_prediction", "seconds_measurement", "seconds_start_segmentation"]].ge(0).all().all()
+    # identity is measured without a registration (an image against itself has no change)
+    assert (rows.loc[rows["method"] == IDENTITY, "seconds_prediction"] == 0).all()
+    note = measurement_note(rows, (10,))
+    assert "SyN iterations 10 per level (1 level" in note and f"{len(pairs)} follow-ups" in note
+    assert "Atropos" not in note.split("Time")[0]
+
+
 class _Fixed:
     """A stand-in checkpoint: predicts the real follow-up (``perfect``) or no change."""
 

@@ -55,10 +55,12 @@ def test_phantom_changes_are_those_of_a_real_cohort(pair):
     assert -0.14 < truth["Gyrus"] < -0.10 and 0.18 < truth["Left_Ventricle"] < 0.26
 
 
-def test_tbm_recovers_a_known_change(pair):
+@pytest.mark.parametrize("iterations", [measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS],
+                         ids=["benchmark", "group-level-quick"])
+def test_tbm_recovers_a_known_change(pair, iterations):
     a, b, mask, labels, regions, truth = pair
     post = measure.tissue_posteriors(a, measure.dilated(mask), ZOOMS)
-    got = measure.tbm_change(a, b, labels, regions, ZOOMS, start_posteriors=post)
+    got = measure.tbm_change(a, b, labels, regions, ZOOMS, start_posteriors=post, iterations=iterations)
     for name, value in truth.items():
         assert got[name] == pytest.approx(value, abs=TBM_ERROR), name
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,26 +181,41 @@ class ModelPredictor:
 
 
 def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = None,
-                    models=(), linear: bool = True) -> dict[str, np.ndarray]:
+                    models=(), linear: bool = True, seconds: dict | None = None) -> dict[str, np.ndarray]:
     """Every method's prediction of ``pair``'s follow-up (``linear`` only with two or
-    more scans up to the start)."""
+    more scans up to the start). ``seconds`` (if given) gets each method's wall time."""
+    seconds = {} if seconds is None else seconds
     start = _load(pair.start)
     preds = {ORACLE: _load(pair.followup), IDENTITY: start}
+    seconds.update({ORACLE: 0.0, IDENTITY: 0.0})
     if population_mean is not None:
+        t0 = time.perf_counter()
         preds[POPULATION_MEAN] = population_mean.predict(start, pair.diagnosis, pair.years)
+        seconds[POPULATION_MEAN] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     trend = linear_trend([(a, start if p == pair.start else _load(p)) for a, p in pair.earlier],
                          pair.start_age, pair.followup_age) if linear else None
     if trend is not None:
         preds[LINEAR] = trend
+        seconds[LINEAR] = time.perf_counter() - t0
     for model in models:
-        preds.update(model.predict(pair, start))
+        t0 = time.perf_counter()
+        made = model.predict(pair, start)
+        # a model's call (its transfer, then each mode's simulation) shared equally by its rows
+        seconds.update({name: (time.perf_counter() - t0) / max(len(made), 1) for name in made})
+        preds.update(made)
     return preds
 
 
 def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measurements=measure.MEASUREMENTS,
                regions_cache: dict | None = None, supervised: set[str] | None = None,
-               syn_iterations=None) -> list[dict]:
-    """Rows (one per method x measurement) scoring ``predictions`` of ``pair``."""
+               syn_iterations=None, seconds: dict | None = None) -> list[dict]:
+    """Rows (one per method x measurement) scoring ``predictions`` of ``pair``.
+
+    Each row has ``seconds_prediction`` (the method's prediction, from ``seconds``) and
+    ``seconds_measurement`` (its regional change by that measurement); the starting
+    scan's tissue segmentation, shared by every row, is ``seconds_start_segmentation``."""
+    seconds = seconds or {}
     ref_img = nib.load(pair.followup)
     start, real = predictions[IDENTITY], predictions[ORACLE]
     start_mask = _load(pair.start_mask) > 0.5
@@ -215,7 +231,9 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
     data_range = data_range_of(real, fu_mask)
     image_scores = {m: {"ssim": ssim_in_mask(p, real, fu_mask, data_range), "psnr": psnr_in_mask(p, real, fu_mask, data_range),
                         "mae": mae_in_mask(p, real, fu_mask)} for m, p in predictions.items()}
+    t0 = time.perf_counter()
     posteriors = measure.tissue_posteriors(start, measure.dilated(start_mask), zooms)
+    seconds_segmentation = time.perf_counter() - t0
     rows = []
     for meas in measurements:
         kwargs = {"start_posteriors": posteriors}
@@ -225,11 +243,15 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
         def change_of(image, meas=meas, kwargs=kwargs):
             return measure.measure_change(meas, start, image, start_mask, labels, regions, zooms, **kwargs)
 
+        t0 = time.perf_counter()
         measured_real = change_of(real)
+        seconds_real = time.perf_counter() - t0
         truth = ({k: v for k, v in pair.true_change.items() if k in regions} if pair.true_change is not None
                  else measured_real)
         for method, pred in predictions.items():
+            t0 = time.perf_counter()
             got = measured_real if method == ORACLE else change_of(pred)
+            seconds_measurement = seconds_real if method == ORACLE else time.perf_counter() - t0
             err = {k: abs(got[k] - truth[k]) for k in truth if np.isfinite(got.get(k, np.nan))}
             sup = [v for k, v in err.items() if k in supervised]
             uns = [v for k, v in err.items() if k not in supervised]
@@ -243,6 +265,9 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
                 "error_supervised": float(np.mean(sup)) if sup else np.nan,
                 "error_unsupervised": float(np.mean(uns)) if uns else np.nan,
                 **image_scores[method],
+                "seconds_prediction": round(float(seconds.get(method, np.nan)), 2),
+                "seconds_measurement": round(seconds_measurement, 2),
+                "seconds_start_segmentation": round(seconds_segmentation, 2),
                 **{f"change_{k}": round(float(got.get(k, np.nan)), 6) for k in truth},
                 **{f"true_{k}": round(float(v), 6) for k, v in truth.items()},
             })
@@ -255,11 +280,17 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
     rows, cache = [], {}
     supervised = supervised_regions()
     for pair in pairs:
-        preds = predictions_for(pair, population_mean=population_mean, models=models, linear=linear)
-        rows += score_pair(pair, preds, measurements=measurements, regions_cache=cache, supervised=supervised,
-                           syn_iterations=syn_iterations)
-        LOG.info("evaluated sub-%s ses-%s -> ses-%s (%.1f years, %d methods)", pair.subject,
-                 pair.start_session, pair.followup_session, pair.years, len(preds))
+        t0, seconds = time.perf_counter(), {}
+        preds = predictions_for(pair, population_mean=population_mean, models=models, linear=linear,
+                                seconds=seconds)
+        new = score_pair(pair, preds, measurements=measurements, regions_cache=cache, supervised=supervised,
+                         syn_iterations=syn_iterations, seconds=seconds)
+        rows += new
+        LOG.info("evaluated sub-%s ses-%s -> ses-%s (%.1f years, %d methods) in %.0f s: predictions %.0f s, "
+                 "measurements %.0f s, starting scan's segmentation %.0f s", pair.subject, pair.start_session,
+                 pair.followup_session, pair.years, len(preds), time.perf_counter() - t0,
+                 sum(seconds.values()), sum(r["seconds_measurement"] for r in new),
+                 new[0]["seconds_start_segmentation"] if new else 0.0)
     return pd.DataFrame(rows)
 
 

@@ -36,8 +36,16 @@ class MeasurementError(RuntimeError):
     """A segmentation or registration that did not run to the end."""
 
 #: SyN iterations per level (half, then full resolution; ANTsPy halves the grid per extra level):
-#: about 9 s per pair at the small demo shape (2 mm, cropped to the brain) on one busy core.
+#: the benchmark's and :func:`~daninet_pipeline.workflows.evaluation.init_evaluation_wf`'s
+#: setting; about 9 s per pair at the small demo shape (2 mm, cropped to the brain) on one
+#: busy core.
 SYN_ITERATIONS = (20, 10)
+#: the group level's quick evaluation (``daninet ... group``, ``make demo``): one level of
+#: 5 iterations at full resolution, about half the time of :data:`SYN_ITERATIONS` per
+#: registration on the demo grid; its error on the phantom of the tests and against the
+#: demo data's ground truth (``benchmarks/tbm_settings.py``) is stated in
+#: docs/group_and_simulation.md, and every table's ``oracle`` row shows it again
+QUICK_SYN_ITERATIONS = (5,)
 MEASUREMENTS = ("tbm", "atropos")
 
 

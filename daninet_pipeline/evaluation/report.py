@@ -98,6 +98,30 @@ def primary_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
             f"{c['n_followups']} follow-ups).")
 
 
+def measurement_note(rows: pd.DataFrame, syn_iterations=None) -> str:
+    """One sentence: the measurements of ``rows``, TBM's SyN setting, and the seconds the
+    predictions and the measurements took per follow-up (wall time, from the rows)."""
+    from .measure import SYN_ITERATIONS
+
+    iterations = tuple(SYN_ITERATIONS if syn_iterations is None else syn_iterations)
+    parts = []
+    if "tbm" in set(rows["measurement"]):
+        parts.append(f"TBM with SyN iterations {'x'.join(map(str, iterations))} per level "
+                     f"({len(iterations)} level{'s' if len(iterations) > 1 else ''}, the last at full resolution)")
+    if "atropos" in set(rows["measurement"]):
+        parts.append("Atropos")
+    note = "Measured by " + " and ".join(parts) + "."
+    if {"seconds_prediction", "seconds_measurement"} <= set(rows.columns):
+        keys = ["subject", "start_session", "followup_session"]
+        n = rows.groupby(keys).ngroups
+        pred = rows.drop_duplicates(keys + ["method"])["seconds_prediction"].sum()
+        meas = rows["seconds_measurement"].sum()
+        seg = rows.drop_duplicates(keys)["seconds_start_segmentation"].sum()
+        note += (f" Time per follow-up (wall, {n} follow-ups): predictions {pred / n:.1f} s, measurements "
+                 f"{meas / n:.1f} s, the starting scan's segmentation {seg / n:.1f} s.")
+    return note
+
+
 def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Path, Path]:
     """``evaluation.tsv`` (every row) and ``evaluation.md`` (the tables) in ``out_dir``;
     also written as ``group_eval.tsv``/``group_eval.md`` (the group level's names)."""
@@ -113,7 +137,7 @@ def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Pa
         "Each follow-up is predicted from the last scan before it by every method. `error` = mean over "
         "the evaluation regions of |predicted - true fractional volume change| (true: the demo data's "
         "ground truth when present, else the measurement of the real follow-up), measured by TBM (ANTsPy "
-        "SyN Jacobian) and Atropos; `oracle` is the real follow-up scored as a prediction (the floor of "
+        "SyN Jacobian) and/or Atropos (see below); `oracle` is the real follow-up scored as a prediction (the floor of "
         "the measurement); `identity` copies the starting scan; `population-mean` adds the training "
         "subjects' mean change for the diagnosis and interval; `linear` extrapolates the voxel-wise trend "
         "of the scans up to the start (only where there are two or more); `<model>` is the generator's "

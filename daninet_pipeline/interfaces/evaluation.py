@@ -100,7 +100,7 @@ class WriteEvaluation(SimpleInterface):
     output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
-        from ..evaluation.report import write_evaluation
+        from ..evaluation.report import measurement_note, write_evaluation
 
         rows = pd.concat([pd.read_csv(p, sep="\t", dtype={"subject": str, "start_session": str,
                                                           "followup_session": str})
@@ -109,7 +109,7 @@ class WriteEvaluation(SimpleInterface):
         n_followups = rows.groupby(["subject", "start_session", "followup_session"]).ngroups
         note = (f"Evaluation time: {per_subject.sum():.0f} s of node time for {n_followups} follow-ups, "
                 f"{per_subject.sum() / max(n_followups, 1):.1f} s per follow-up (all methods and measurements).")
-        tsv, md = write_evaluation(rows, self.inputs.out_dir, note=note)
+        tsv, md = write_evaluation(rows, self.inputs.out_dir, note=f"{measurement_note(rows)} {note}")
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime

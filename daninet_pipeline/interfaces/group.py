@@ -155,6 +155,8 @@ class _EvalInputSpec(BaseInterfaceInputSpec):
     sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
+    syn_iterations = traits.List(traits.Int, desc="TBM's SyN iterations per level (default: "
+                                 "evaluation.measure.QUICK_SYN_ITERATIONS, the group level's quick setting)")
 
 
 class _EvalOutputSpec(TraitedSpec):
@@ -163,18 +165,23 @@ class _EvalOutputSpec(TraitedSpec):
 
 
 class EvaluateTestSplit(SimpleInterface):
-    """Simulate the test subjects' follow-ups and score them beside the identity answer."""
+    """Predict the test subjects' follow-ups with the model and the baselines and score
+    them by TBM with the group level's quick SyN setting (:func:`~daninet_pipeline.group.evaluate_test_split`)."""
 
     input_spec = _EvalInputSpec
     output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
+        from ..evaluation import measure
         from ..group import evaluate_test_split
 
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
+        iterations = (tuple(self.inputs.syn_iterations) if isdefined(self.inputs.syn_iterations)
+                      and self.inputs.syn_iterations else measure.QUICK_SYN_ITERATIONS)
         tsv, md = evaluate_test_split(
             self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), runtime.cwd,
-            bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None)
+            bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None,
+            syn_iterations=iterations)
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime

@@ -22,9 +22,10 @@ def quick_tbm():
     accuracy is tested in tests/test_evaluation_measure.py)."""
     from daninet_pipeline.evaluation import measure
 
-    saved, measure.SYN_ITERATIONS = measure.SYN_ITERATIONS, (5,)
+    saved = measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS
+    measure.SYN_ITERATIONS = measure.QUICK_SYN_ITERATIONS = (5,)
     yield
-    measure.SYN_ITERATIONS = saved
+    measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS = saved
 
 
 def fake_derivatives(bids_dir, out_dir, skip_subject=None):
