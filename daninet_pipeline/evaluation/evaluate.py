@@ -158,12 +158,15 @@ class ModelPredictor:
     """A trained model's predictions of a follow-up, in each mode; with its configured
     transfer steps, a copy is first fine-tuned on the subject's scans up to the start."""
 
-    def __init__(self, name: str, model_file, modes=tuple(EVAL_MODES)):
+    def __init__(self, name: str, model_file, modes=tuple(EVAL_MODES), *, transfer: bool = True):
+        """``transfer=False`` scores the model without its configured transfer step (the
+        group level's quick evaluation; the benchmark keeps it)."""
         from ..model.simulate import Simulator
 
         self.name, self.model_file, self.modes = name, str(model_file), tuple(modes)
         self.sim = Simulator.load(model_file, device="cpu")
-        self.transfer_steps = int(self.sim.cfg.transfer_steps)
+        self.configured_transfer_steps = int(self.sim.cfg.transfer_steps)
+        self.transfer_steps = self.configured_transfer_steps if transfer else 0
 
     def predict(self, pair: FollowUp, start: np.ndarray) -> dict[str, np.ndarray]:
         sim = self.sim

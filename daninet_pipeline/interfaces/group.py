@@ -157,6 +157,9 @@ class _EvalInputSpec(BaseInterfaceInputSpec):
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
     syn_iterations = traits.List(traits.Int, desc="TBM's SyN iterations per level (default: "
                                  "evaluation.measure.QUICK_SYN_ITERATIONS, the group level's quick setting)")
+    transfer = traits.Bool(False, usedefault=True,
+                           desc="fine-tune the model on each subject's scans up to the start first, as "
+                                "configured (off: the group level's quick evaluation; the benchmark applies it)")
 
 
 class _EvalOutputSpec(TraitedSpec):
@@ -166,7 +169,8 @@ class _EvalOutputSpec(TraitedSpec):
 
 class EvaluateTestSplit(SimpleInterface):
     """Predict the test subjects' follow-ups with the model and the baselines and score
-    them by TBM with the group level's quick SyN setting (:func:`~daninet_pipeline.group.evaluate_test_split`)."""
+    them by TBM: the group level's quick evaluation (quick SyN setting, no transfer step
+    unless ``transfer``; :func:`~daninet_pipeline.group.evaluate_test_split`)."""
 
     input_spec = _EvalInputSpec
     output_spec = _EvalOutputSpec
@@ -181,7 +185,7 @@ class EvaluateTestSplit(SimpleInterface):
         tsv, md = evaluate_test_split(
             self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), runtime.cwd,
             bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None,
-            syn_iterations=iterations)
+            syn_iterations=iterations, transfer=self.inputs.transfer)
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime
