@@ -110,7 +110,7 @@ def stage_truth_derivatives(root: Path, opts) -> None:
 
 
 def stage_train(root: Path, name: str, opts) -> None:
-    from daninet_pipeline.group import gather_sessions
+    from daninet_pipeline.training.sessions import gather_sessions
     from daninet_pipeline.workflows.group import init_group_wf
 
     config = HERE / "configs" / f"bench-{name}.json"

@@ -4,6 +4,8 @@ demo data's ground truth, and the two real whole-head scans.
     python benchmarks/preprocessing.py speed T1W [--true-xfm FILE --true-mask FILE] [--threads 2]
     python benchmarks/preprocessing.py accuracy BIDS_DIR        # demo data with derivatives/ground_truth
     python benchmarks/preprocessing.py real T1W [T1W ...] [--figures DIR]
+    python benchmarks/preprocessing.py n4 T1W_OR_BIDS_DIR [...] [--repeats 2] [--limit N]
+    python benchmarks/preprocessing.py whole T1W [--repeats 3]   # the pipeline, N4 of before vs now
 
 ``speed`` times each step of :func:`daninet_pipeline.preprocessing.pipeline.preprocess_t1w`
 and, in the same process, the reference that Clinica's ``t1-linear`` runs: ANTsPy N4
@@ -185,6 +187,132 @@ def cmd_real(args) -> int:
     return 0
 
 
+#: N4 as it was before issue 13 (fitted on ~4 mm voxels, B-spline field evaluated at every
+#: voxel): the reference of ``n4`` and ``whole``
+N4_BEFORE = {"fit_voxel_mm": 4.0, "field_resolution": "full"}
+
+
+def _n4_reference(fn):
+    """``n4_bias_correction`` with :data:`N4_BEFORE`'s settings whatever the caller asks."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(img, **kwargs):
+        kwargs.update(N4_BEFORE)
+        return fn(img, **kwargs)
+    return wrapped
+
+
+def _wm_native(wm, native_to_template, img):
+    """Template WM (probability > 0.95, eroded once) on ``img``'s grid through the affine."""
+    from scipy import ndimage
+
+    from daninet_pipeline.preprocessing.resampling import resample_affine
+
+    return ndimage.binary_erosion(np.asarray(resample_affine(wm, native_to_template, img, order=1).dataobj) > 0.95)
+
+
+def _n4_cases(inputs):
+    """(name, RAS image, RAS brain mask, WM mask) of each scan: a T1w file (its brain mask
+    and affine from our pipeline: no truth) or a demo BIDS dataset (the ground truth's)."""
+    from daninet_pipeline.data.resources import load_tissue_map
+    from daninet_pipeline.preprocessing.pipeline import preprocess_t1w
+    from daninet_pipeline.preprocessing.reorient import reorient_to_ras
+
+    wm = load_tissue_map("WM")
+    for item in inputs:
+        if Path(item).is_dir():
+            root = Path(item)
+            for f in sorted(glob.glob(str(root / "sub-*" / "ses-*" / "anat" / "*_T1w.nii.gz"))):
+                stem = Path(f).name.replace("_T1w.nii.gz", "")
+                sub, ses = stem.split("_")[:2]
+                truth = root / "derivatives" / "ground_truth" / sub / ses / "anat" / stem
+                img = nib.load(f)
+                xfm = np.loadtxt(f"{truth}_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt")
+                wm_img = nib.Nifti1Image(_wm_native(wm, xfm, img).astype(np.uint8), img.affine)
+                yield (stem, reorient_to_ras(img), reorient_to_ras(nib.load(f"{truth}_desc-brain_mask.nii.gz")),
+                       np.asarray(reorient_to_ras(wm_img).dataobj) > 0)
+        else:
+            res = preprocess_t1w(nib.load(item), n_threads=2)
+            mask = np.asarray(res.mask_native.dataobj) > 0
+            mask_ras = reorient_to_ras(nib.Nifti1Image(mask.astype(np.uint8), res.mask_native.affine))
+            wm_ras = _wm_native(wm, res.native_to_template, res.t1w_ras) & (np.asarray(mask_ras.dataobj) > 0)
+            yield Path(item).name.replace(".nii.gz", ""), res.t1w_ras, mask_ras, wm_ras
+
+
+def cmd_n4(args) -> int:
+    """Both N4 passes of the pipeline (head mask, then brain mask), with the settings of
+    before (:data:`N4_BEFORE`) and of now, alternated in this process; the WM CoV of
+    the brain-mask pass's image (the one the pipeline normalises)."""
+    from daninet_pipeline.preprocessing.bias import HEAD_FIT_VOXEL_MM, n4_bias_correction
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, {args.threads} threads")
+    print("| scan | WM CoV raw | before: s | before: WM CoV | now: s | now: WM CoV | time ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    totals = {"before": [], "now": []}
+    covs = {"raw": [], "before": [], "now": []}
+    for n, (name, img, mask, wm) in enumerate(_n4_cases(args.inputs)):
+        if args.limit and n >= args.limit:
+            break
+        cov = lambda a: float(np.asarray(a)[wm].std() / np.asarray(a)[wm].mean())  # noqa: E731
+        times = {"before": [], "now": []}
+        result = {}
+        for _ in range(max(1, args.repeats)):
+            for which in ("before", "now"):
+                head = dict(N4_BEFORE) if which == "before" else {"fit_voxel_mm": HEAD_FIT_VOXEL_MM}
+                brain = dict(N4_BEFORE) if which == "before" else {}
+                t = time.perf_counter()
+                n4_bias_correction(img, n_threads=args.threads, **head)
+                corrected, _ = n4_bias_correction(img, mask=mask, n_threads=args.threads, **brain)
+                times[which].append(time.perf_counter() - t)
+                result[which] = cov(corrected.dataobj)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        raw = cov(np.asarray(img.dataobj, np.float32))
+        for k in totals:
+            totals[k].append(med[k])
+            covs[k].append(result[k])
+        covs["raw"].append(raw)
+        print(f"| {name} | {raw:.4f} | {med['before']:.2f} | {result['before']:.4f} | {med['now']:.2f} | "
+              f"{result['now']:.4f} | {med['before'] / med['now']:.2f}x |", flush=True)
+    print(f"\n{len(covs['raw'])} scans: N4 time before {sum(totals['before']):.1f} s, now {sum(totals['now']):.1f} s "
+          f"(ratio {sum(totals['before']) / sum(totals['now']):.2f}x); mean WM CoV raw {np.mean(covs['raw']):.4f}, "
+          f"before {np.mean(covs['before']):.4f}, now {np.mean(covs['now']):.4f}; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def cmd_whole(args) -> int:
+    """The whole pipeline on one T1w with N4 as before and as now, alternated in this
+    process (after a warm-up run that is not counted)."""
+    import torch
+
+    import daninet_pipeline.preprocessing.bias as bias
+    from daninet_pipeline.preprocessing.pipeline import preprocess_t1w
+
+    torch.set_num_threads(args.threads)
+    img = nib.load(args.t1w)
+    print(f"input {args.t1w}: shape {img.shape}; {args.threads} threads, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    preprocess_t1w(img, n_threads=args.threads)  # warm-up: imports, deepbet, template
+    now_fn, runs = bias.n4_bias_correction, {"before": [], "now": []}
+    try:
+        for _ in range(max(1, args.repeats)):
+            for which in ("before", "now"):
+                bias.n4_bias_correction = _n4_reference(now_fn) if which == "before" else now_fn
+                t = _clock()
+                res = preprocess_t1w(img, n_threads=args.threads)
+                wall, cpu = _since(t)
+                runs[which].append(wall)
+                print(f"{which}: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())
+                      + f"; total {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    finally:
+        bias.n4_bias_correction = now_fn
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    print(f"median total: before {med['before']:.1f} s, now {med['now']:.1f} s, ratio "
+          f"{med['before'] / med['now']:.2f}x; load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,10 +329,18 @@ def main(argv=None) -> int:
     p = sub.add_parser("real")
     p.add_argument("t1w", nargs="+")
     p.add_argument("--figures")
+    p = sub.add_parser("n4")
+    p.add_argument("inputs", nargs="+", help="T1w files or demo BIDS datasets (with ground truth)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--limit", type=int, default=0, help="at most this many scans")
+    p = sub.add_parser("whole")
+    p.add_argument("t1w")
+    p.add_argument("--repeats", type=int, default=3)
     for p in sub.choices.values():
         p.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    return {"speed": cmd_speed, "accuracy": cmd_accuracy, "real": cmd_real}[args.command](args)
+    return {"speed": cmd_speed, "accuracy": cmd_accuracy, "real": cmd_real, "n4": cmd_n4,
+            "whole": cmd_whole}[args.command](args)
 
 
 if __name__ == "__main__":

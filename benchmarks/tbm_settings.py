@@ -25,7 +25,7 @@ import pandas as pd
 def main(argv=None) -> int:
     from daninet_pipeline.evaluation import measure
     from daninet_pipeline.evaluation.evaluate import atlas_regions, followup_pairs, ground_truth_volumes
-    from daninet_pipeline.group import gather_sessions
+    from daninet_pipeline.training.sessions import gather_sessions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bids_dir")

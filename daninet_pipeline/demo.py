@@ -10,9 +10,13 @@ the ``daninet`` command line:
    evaluation of the test subjects beside the identity answer;
 4. ``daninet bids out participant --model ...``: simulated follow-ups of the test
    subjects, written as BIDS derivatives;
-5. the group report and one report per test subject, the validator on the derivatives;
+5. the validator on the derivatives;
 
-and prints the evaluation table and where the reports are. Each step reuses the
+and prints the evaluation table and where the reports are: each level writes its own
+(``OUTPUT_DIR/sub-X.html`` by the participant level, updated with the simulated images and,
+for the test subjects, the regional volumes against age that the evaluation predicted by
+the simulation; ``OUTPUT_DIR/models/<config>/report.html`` by the group level), and
+``OUTPUT_DIR/logs/CITATION.md`` the methods paragraph of the last run. Each step reuses the
 outputs of an earlier run (Nipype's cache in ``DEMO_DIR/work``).
 """
 
@@ -63,39 +67,6 @@ def _validate(name: str, path: Path) -> None:
         raise DaniNetError(f"the {name} is not valid BIDS")
 
 
-def _subject_reports(out: Path, model_file: Path, bids: Path) -> list[Path]:
-    from .bids.naming import derivative_path, model_name_of, simulation_desc
-    from .group import gather_sessions
-    from .reports.progression import write_subject_report
-    from .simulation import simulate_subject
-
-    split = pd.read_csv(model_file.parent / "split.tsv", sep="\t", dtype={"subject": str})
-    table, _ = gather_sessions(bids, out)
-    eval_tsv = model_file.parent / "group_eval.tsv"
-    evaluation = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str}) if eval_tsv.is_file() else None
-    reports = []
-    for sub in split.loc[split["split"] == "test", "subject"]:
-        rows = table[table["subject"] == sub].sort_values("age")
-        base = rows.iloc[0]
-        simulated, followups = {}, {}
-        for _, fu in rows.iloc[1:].iterrows():
-            path = derivative_path(out, base["t1w"], "simulated",
-                                   desc=simulation_desc(model_name_of(model_file), fu["age"]))
-            if path.is_file():
-                simulated[float(fu["age"])] = str(path)
-                followups[float(fu["age"])] = fu["preproc"]
-        if not simulated:
-            continue
-        strip_ages = [round(float(base["age"]) + y, 1) for y in (0, 2, 4, 6, 8, 10)]
-        strip = simulate_subject(model_file, rows, strip_ages)
-        reports.append(write_subject_report(
-            sub, base["preproc"], float(base["age"]), simulated, out / f"sub-{sub}.html",
-            followups=followups, trajectory={r["age"]: r["image"].get_fdata() for r in strip},
-            qc_figures=sorted((out / f"sub-{sub}" / "figures").glob("*.svg"))[:1],
-            evaluation_rows=evaluation, methods=("identity", "population-mean", "daninet-change")))
-    return reports
-
-
 def run_demo(demo_dir: Path, *, subjects: int = 12, seed: int = 0, shape: str = "small",
              config: str = "demo", nprocs: int = 2, stages: str = "all") -> int:
     """Run the demo; ``stages`` ``"data"`` stops after the dataset (generation, validation)."""
@@ -137,19 +108,18 @@ def run_demo(demo_dir: Path, *, subjects: int = 12, seed: int = 0, shape: str = 
              "--participant-label", *test_subjects, *common, log=logs / "simulation.log")
     print(f"[demo] simulation done in {time.perf_counter() - t0:.0f} s")
 
-    t0 = _step("5. reports and validation of the derivatives")
-    from .reports.progression import write_group_report
-
-    group_report = write_group_report(model_dir)
-    subject_reports = _subject_reports(out, model_dir / "model.pt", bids)
+    t0 = _step("5. validation of the derivatives")
+    group_report = model_dir / "report.html"
+    subject_reports = [out / f"sub-{sub}.html" for sub in test_subjects]
     _validate("derivatives", out)
-    print(f"[demo] reports done in {time.perf_counter() - t0:.0f} s")
+    print(f"[demo] validation done in {time.perf_counter() - t0:.0f} s")
 
     print(f"\n[demo] finished in {time.perf_counter() - t_all:.0f} s\n")
     print((model_dir / "group_eval.md").read_text())
     print(f"[demo] dataset: {bids}")
     print(f"[demo] derivatives: {out}")
     print(f"[demo] model card: {model_dir / 'model_card.md'}")
+    print(f"[demo] methods paragraph: {out / 'logs' / 'CITATION.md'}")
     print(f"[demo] group report: {group_report}")
     for rep in subject_reports:
         print(f"[demo] subject report: {rep}")

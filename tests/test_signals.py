@@ -47,7 +47,11 @@ def test_sigterm_and_sigint_stop_the_workers_and_exit_in_one_line(demo_bids, tmp
     proc, workers = _start(demo_bids, tmp_path)
     proc.send_signal(signum)
     t0 = time.monotonic()
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:  # a hung app must not outlive its test
+        if proc.poll() is None:
+            proc.kill()
     assert time.monotonic() - t0 < 10
     assert proc.returncode == code, err[-2000:]
     assert err.strip().splitlines()[-1].startswith(f"daninet: stopped by {signal.Signals(signum).name}")
@@ -68,3 +72,49 @@ def test_sigkill_of_the_parent_takes_the_workers_with_it(demo_bids, tmp_path):
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [p for p in workers if _alive(p)] == []
+
+
+def _frozen() -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_multiproc_scheduler_collections_skip_the_objects_that_existed_before_the_run(tmp_path):
+    """Nipype's MultiProc runs gc.collect() before handing out nodes and after each node it
+    runs itself; the objects alive when the run starts (nipype, pybids, niworkflows...) are
+    frozen so those collections do not walk them again and again; unfrozen at the end."""
+    import gc
+
+    import nipype.pipeline.engine as pe
+    from nipype.interfaces.utility import Function
+
+    from daninet_pipeline.cli.signals import MultiProcPlugin
+
+    wf = pe.Workflow(name="gc_wf", base_dir=str(tmp_path))
+    wf.add_nodes([pe.Node(Function(function=_frozen, input_names=[], output_names=["n"]),
+                          name="frozen", run_without_submitting=True)])
+    graph = wf.run(plugin=MultiProcPlugin(plugin_args={"n_procs": 1}))
+    node = next(iter(graph.nodes()))
+    assert node.result.outputs.n > 10_000
+    assert gc.get_freeze_count() == 0
+
+
+def _sleep_long():
+    time.sleep(60)
+
+
+def test_stopped_workers_are_left_for_their_pool_to_reap():
+    """stop_children ends the workers but does not reap them: multiprocessing reaps its own
+    children, and one reaped behind its back looks alive to it for ever (the pool's
+    manager thread then spun and the app hung at exit, seen under load)."""
+    import multiprocessing as mp
+
+    from daninet_pipeline.cli.signals import stop_children
+
+    proc = mp.get_context("spawn").Process(target=_sleep_long)
+    proc.start()
+    assert stop_children() >= 1
+    proc.join(timeout=10)
+    assert not proc.is_alive()
+    assert proc.exitcode == -signal.SIGTERM

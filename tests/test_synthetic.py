@@ -22,6 +22,7 @@ from daninet_pipeline.data.synthetic import (
     plan_cohort,
     write_dataset,
 )
+from daninet_pipeline.regions import REGION_GROUPS
 
 TRUTH = "derivatives/ground_truth"
 
@@ -154,7 +155,7 @@ def test_truth_affine_maps_native_mask_onto_template_mask(demo_bids):
 
 def test_truth_volumes_follow_atrophy(demo_bids):
     vols = pd.read_csv(demo_bids / TRUTH / "regional_volumes.tsv", sep="\t")
-    assert set(anatomy.REGION_GROUPS) | {"Brain"} == set(vols["region"])
+    assert set(REGION_GROUPS) | {"Brain"} == set(vols["region"])
     for (sub, region), g in vols.groupby(["participant_id", "region"]):
         g = g.sort_values("years_since_baseline")
         v = g["volume_template_mm3"].to_numpy()

@@ -5,9 +5,13 @@ then ``rm -rf OUTPUT_DIR`` and the same commands with the same work folder."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import time
+
+import re
 
 import pandas as pd
 import pytest
@@ -46,13 +50,17 @@ def oasis(demo_bids, tmp_path_factory):
         "simulation": [str(bids), str(out), "participant", "--model",
                        str(out / "models" / "tiny-oasis" / "model.pt"), *common],
     }
-    seconds = {}
+    seconds, printed = {}, {}
     for level, argv in commands.items():
         t0 = time.perf_counter()
-        assert main(argv) == 0, level
+        with contextlib.redirect_stdout(io.StringIO()) as stdout:
+            code = main(argv)
+        printed[level] = stdout.getvalue()
+        print(printed[level])
+        assert code == 0, level
         seconds[level] = time.perf_counter() - t0
     return {"bids": bids, "out": out, "work": work, "subjects": subjects, "commands": commands,
-            "seconds": seconds, "config": config}
+            "seconds": seconds, "config": config, "printed": printed}
 
 
 def test_oasis_shaped_dataset_runs_every_level_with_valid_names(oasis):
@@ -92,6 +100,75 @@ def test_oasis_shaped_dataset_runs_every_level_with_valid_names(oasis):
     assert any(f"sub-{plain}_ses-M000_run-01_space" in s.name for s in sims)
     result = run_validator(out)
     assert result["errors"] == [], result["errors"][:3]
+
+
+def test_every_level_writes_its_report_and_lists_it_in_its_last_lines(oasis):
+    """Issue 13, item 1: `daninet` alone writes the reports: participant, sub-X.html (QC
+    figures of every session, the steps and their times); group, the model's report;
+    simulation, sub-X.html again with the simulated images. Each is self-contained."""
+    out, subjects, printed = oasis["out"], oasis["subjects"], oasis["printed"]
+    tail = printed["participant"].strip().splitlines()[-(len(subjects) + 1):]
+    assert tail[:-1] == [f"report: {out / f'sub-{s}.html'}" for s in subjects]
+    assert printed["group"].strip().splitlines()[-1] == f"report: {out / 'models' / 'tiny-oasis' / 'report.html'}"
+    sim_tail = printed["simulation"].strip().splitlines()[-(len(subjects) + 1):]
+    assert sim_tail[:-1] == tail[:-1]
+    for sub in subjects:
+        text = (out / f"sub-{sub}.html").read_text()
+        n_t1w = len(list((out / f"sub-{sub}" / "figures").glob("*.svg")))
+        assert text.count("data:image/svg+xml;base64,") == n_t1w >= 2
+        assert "Steps of the last participant-level run" in text and "<td>n4</td>" in text
+        assert "Simulated images" in text and "Model tiny-oasis" in text
+        assert not re.search(r"""(src|href)=["'](?!data:)""", text)  # nothing outside the file
+    group = (out / "models" / "tiny-oasis" / "report.html").read_text()
+    assert "Training curves" in group and "Subject split" in group and "Configuration" in group
+    assert not re.search(r"""(src|href)=["'](?!data:)""", group)
+
+
+def test_reports_open_in_headless_chromium_without_console_errors(oasis, tmp_path):
+    """Each report as headless Chromium draws it: no console error (a failing resource, a
+    script error), every image decoded. Fails, not skips, without Chromium."""
+    from .rating.helpers import start_chromium, stop_chromium
+
+    out = oasis["out"]
+    driver = start_chromium(tmp_path)
+    try:
+        probe = tmp_path / "probe.html"  # the console is read: an error is seen
+        probe.write_text("<!DOCTYPE html><script>console.error('probe error')</script>")
+        driver.get(probe.as_uri())
+        assert any("probe error" in e["message"] for e in driver.get_log("browser"))
+        reports = [out / f"sub-{s}.html" for s in oasis["subjects"]] + [out / "models" / "tiny-oasis" / "report.html"]
+        for report in reports:
+            driver.get(report.as_uri())
+            errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+            assert errors == [], (report, errors)
+            images = driver.execute_script(
+                "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+            assert images and all(done and width > 0 for done, width in images), report
+            assert driver.save_screenshot(str(tmp_path / f"{report.stem}.png"))
+    finally:
+        stop_chromium(driver)
+
+
+def test_every_run_records_its_options_and_replay_runs_them_again(oasis):
+    """Issue 13, item 2: logs/<run id>/config.toml (options, seeds, the model's configuration
+    at the group level) and `daninet --replay-run` of it; logs/CITATION.md of the last run."""
+    import tomllib
+
+    out = oasis["out"]
+    runs = {p.parent.name.split("_")[0]: tomllib.loads(p.read_text())
+            for p in sorted((out / "logs").glob("*/config.toml"))}
+    assert set(runs) == {"participant", "group", "simulation"}
+    assert runs["group"]["seeds"]["seed"] == 1 and runs["group"]["model"]["image_size"] == 32
+    assert runs["participant"]["options"]["nprocs"] == 2
+    participant = next((out / "logs").glob("participant_*/config.toml"))
+    before = _files(out)
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        assert main(["--replay-run", str(participant)]) == 0
+    assert "participant level: 8/8 T1w images pre-processed" in stdout.getvalue()
+    assert _files(out) == before
+    assert len(list((out / "logs").glob("participant_*/config.toml"))) == 2
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert citation.startswith("# Methods (participant level)") and "N4 (SimpleITK" in citation
 
 
 def test_deleting_the_outputs_and_rerunning_restores_every_file_from_the_cache(oasis):

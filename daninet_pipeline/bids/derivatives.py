@@ -10,7 +10,7 @@ from pathlib import Path
 #: QC figures, the group level's models and reports, Nipype crash logs.
 #: (bids-validator-deno's syntax: ``**/figures`` and ``models`` match folders, a trailing
 #: slash does not.)
-BIDSIGNORE = ("*_xfm.txt", "*_xfm.json", "**/figures", "models", "logs", "*.html")
+BIDSIGNORE = ("*_xfm.txt", "*_xfm.json", "*_desc-qc_T1w.tsv", "**/figures", "models", "logs", "*.html")
 
 
 def ensure_bidsignore(output_dir, patterns=BIDSIGNORE) -> Path:

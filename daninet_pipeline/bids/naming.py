@@ -10,6 +10,8 @@ A derivative's name is the raw T1w's entities (``sub``, ``ses``, ``acq``, ``ce``
 'sub-01/ses-M000/anat/sub-01_ses-M000_run-01_space-MNI152NLin2009aSym_desc-preproc_T1w.nii.gz'
 >>> derivative_relpath("/d/sub-01/anat/sub-01_acq-mprage_rec-norm_T1w.nii.gz", "xfm")
 'sub-01/anat/sub-01_acq-mprage_rec-norm_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt'
+>>> derivative_relpath("/d/sub-01/ses-M000/anat/sub-01_ses-M000_run-01_T1w.nii.gz", "qc")
+'sub-01/ses-M000/anat/sub-01_ses-M000_run-01_desc-qc_T1w.tsv'
 >>> simulation_desc("full-residual", 75.0)
 'simfullresidualAge75p0'
 >>> simulation_desc("demo", 80, "AD")
@@ -34,6 +36,8 @@ DERIVATIVES = {
     "xfm": {"from": "T1w", "to": "{template}", "mode": "image", "suffix": "xfm", "extension": ".txt"},
     "report": {"datatype": "figures", "space": "{template}", "desc": "preproc", "suffix": "T1w",
                "extension": ".svg"},
+    # one row of QC measures (daninet_pipeline.qc.measures.QC_MEASURES): :data:`QC_PATTERN`
+    "qc": {"desc": "qc", "suffix": "T1w", "extension": ".tsv"},
     # simulated images: ``desc`` from :func:`simulation_desc`
     "simulated": {"space": "{template}", "suffix": "T1w", "extension": ".nii.gz"},
     "simulated_native": {"suffix": "T1w", "extension": ".nii.gz"},
@@ -41,13 +45,21 @@ DERIVATIVES = {
 
 #: Files of a trained model under ``OUTPUT_DIR/models/<name>/`` (not BIDS: ``.bidsignore``).
 MODEL_FILES = ("split.tsv", "model.pt", "losses.tsv", "group_eval.tsv", "group_eval.md",
-               "model_card.md")
+               "model_card.md", "qc.tsv", "qc_outliers.tsv", "excluded_sessions.tsv")
+
+#: A session's QC table, which niworkflows' patterns have no name for (a ``.tsv`` of a
+#: T1w); the sink (:class:`daninet_pipeline.interfaces.bids.DerivativesDataSink`) and
+#: :func:`derivative_relpath` both use :func:`path_patterns`, so they agree.
+QC_PATTERN = ("sub-{subject}[/ses-{session}]/{datatype<anat>|anat}/sub-{subject}[_ses-{session}]"
+              "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_run-{run}]"
+              "_desc-{desc<qc>}_{suffix<T1w>}{extension<.tsv>}")
 
 
-def _patterns():
+def path_patterns() -> tuple[str, ...]:
+    """niworkflows' derivative patterns, and :data:`QC_PATTERN` first."""
     from niworkflows.interfaces.bids import BIDS_DERIV_PATTERNS
 
-    return BIDS_DERIV_PATTERNS
+    return (QC_PATTERN, *BIDS_DERIV_PATTERNS)
 
 
 def source_entities(source_file) -> dict:
@@ -77,7 +89,7 @@ def derivative_relpath(source_file, kind: str, *, template: str = DEFAULT_TEMPLA
     entities = {"datatype": "anat", **source_entities(source_file),
                 **sink_entities(kind, template), "extension": DERIVATIVES[kind]["extension"],
                 **extra}
-    path = build_path(entities, path_patterns=_patterns(), strict=True)
+    path = build_path(entities, path_patterns=path_patterns(), strict=True)
     if not path:
         raise ValueError(f"no BIDS derivative name for {kind} of {source_file} ({entities})")
     return path

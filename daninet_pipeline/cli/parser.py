@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "baseline's age; direct: the generator's own image (the paper's output)")
     g.add_argument("--native", action="store_true",
                    help="also write simulated images in the subject's native space")
+    g.add_argument("--exclude-sessions", type=Path, metavar="FILE",
+                   help="group level: TSV (participant_id, session_id, reason) of sessions to leave out "
+                        "of training and evaluation, written by hand or from the QC flags "
+                        "(OUTPUT_DIR/models/<name>/qc_outliers.tsv); a session_id of n/a leaves out the "
+                        "whole subject")
     g.add_argument("--evaluate", action="store_true",
                    help="group level: train nothing; score the trained models of OUTPUT_DIR/models (or --config's) side by side with identity on their test split")
 
@@ -96,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--nprocs", "--n-cpus", type=int, metavar="N",
                    help="processes Nipype may run at once (default: all cores)")
     g.add_argument("--omp-nthreads", type=int, metavar="N",
-                   help="threads one process may use (default: min(8, nprocs))")
+                   help="threads one process may use (default: the cores each T1w gets when all run side by side, nprocs // min(nprocs, T1w images), at most 8)")
     g.add_argument("--mem-gb", type=float, metavar="GB", help="memory Nipype may plan for")
     g.add_argument("--plugin", choices=NIPYPE_PLUGINS, default="MultiProc",
                    help="Nipype execution plugin")
@@ -111,11 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first failing node instead of finishing the others")
     g.add_argument("--seed", type=int, default=0, help="random seed")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    g.add_argument("--replay-run", metavar="FILE",
+                   help="run again what a run recorded in its OUTPUT_DIR/logs/<run id>/config.toml "
+                   "(every option and seed); options given besides override it. Not a model preset: "
+                   "that is --config")
     return parser
 
 
+def expand_replay(argv: list[str]) -> list[str]:
+    """``argv`` with ``--replay-run FILE`` replaced by the command FILE recorded (the
+    options given besides it come after, so they override); other argv unchanged."""
+    from .replay import REPLAY_OPTION, read_replay_argv
+
+    for i, arg in enumerate(argv):
+        if arg == REPLAY_OPTION and i + 1 < len(argv):
+            return read_replay_argv(argv[i + 1]) + argv[:i] + argv[i + 2:]
+        if arg.startswith(REPLAY_OPTION + "="):
+            return read_replay_argv(arg.split("=", 1)[1]) + argv[:i] + argv[i + 1:]
+    return argv
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``argv`` (default: ``sys.argv[1:]``) and fill in derived defaults."""
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and fill in derived defaults; a
+    ``--replay-run`` file's command is expanded first (:func:`expand_replay`)."""
+    import sys
+
+    argv = expand_replay(list(sys.argv[1:] if argv is None else argv))
     opts = build_parser().parse_args(argv)
     opts.bids_dir = opts.bids_dir.resolve()
     opts.output_dir = opts.output_dir.resolve()

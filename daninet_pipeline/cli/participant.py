@@ -1,7 +1,8 @@
 """``daninet BIDS_DIR OUTPUT_DIR participant``: pre-processing derivatives.
 
-All selected subjects go into one Nipype workflow (``daninet_participant_wf``, one
-``init_participant_wf`` per subject), run with the chosen plugin. A session whose input
+All selected subjects go into one Nipype workflow
+(:func:`~daninet_pipeline.workflows.base.init_daninet_participant_wf`), run by the one
+runner (:func:`~daninet_pipeline.cli.execution.run_workflow`). A session whose input
 is bad crashes only its own branch: the other sessions and subjects finish, the failure
 is reported in one line with its crash file, and the exit code is 1.
 """
@@ -11,53 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DaniNetError
-from .execution import multiproc_poll
+from .execution import default_omp_nthreads
 
 LOG = logging.getLogger("daninet")
-
-
-@dataclass
-class _Progress:
-    """Nipype status callback: logs each session's start, end and failure."""
-
-    sessions: dict[tuple[str, str], str]  # (subject wf name, session key) -> "sub-X ses-Y"
-    total: int
-    started: set = field(default_factory=set)
-    done: set = field(default_factory=set)
-    failed: dict = field(default_factory=dict)  # label -> node fullname
-    t0: float = field(default_factory=time.monotonic)
-
-    def label(self, node) -> str | None:
-        hierarchy = f"{node._hierarchy or ''}.{node.name}"
-        m = re.search(r"(sub_[A-Za-z0-9_]+?_wf)\.(?:preproc|ds)_(.+?)_wf", hierarchy)
-        if not m:
-            return None
-        return self.sessions.get((m.group(1), m.group(2)))
-
-    def __call__(self, node, status) -> None:
-        label = self.label(node)
-        if label is None:
-            return
-        if status == "start" and label not in self.started:
-            self.started.add(label)
-            LOG.info("%s: started", label)
-        elif status == "exception":
-            self.failed.setdefault(label, f"{node._hierarchy}.{node.name}")
-        elif status == "end" and node.name == "ds_report":
-            self.done.add(label)
-            elapsed = time.monotonic() - self.t0
-            n = len(self.done)
-            eta = elapsed / n * (self.total - n - len(self.failed))
-            LOG.info("%s: done (%d/%d sessions, %.0f s elapsed, ETA %.0f s)",
-                     label, n, self.total, elapsed, max(eta, 0))
 
 
 def _crash_reason(crash_file: Path) -> str:
@@ -87,42 +49,15 @@ def _find_crash(crash_dir: Path, node_fullname: str) -> Path | None:
     return None
 
 
-def build_workflow(table: pd.DataFrame, *, output_dir, work_dir, bids_dir=None,
-                   backend: str = "embedded", omp_nthreads: int = 1,
-                   brain_extraction: str = "deepbet", registration: str = "fast"):
-    """The participant-level workflow of every subject in ``table`` (see
-    :func:`daninet_pipeline.bids.load_sessions`), and the session labels by
-    (subject workflow name, session key)."""
-    from niworkflows.engine.workflows import LiterateWorkflow as Workflow
-
-    from ..workflows.participant import init_participant_wf, session_key
-
-    wf = Workflow(name="daninet_participant_wf", base_dir=str(work_dir))
-    labels = {}
-    for subject, rows in table.groupby("subject", sort=True):
-        sessions = [(None if pd.isna(s) else s, t) for s, t in zip(rows["session"], rows["t1w"])]
-        sub_wf = init_participant_wf(subject=subject, sessions=sessions, output_dir=str(output_dir),
-                                     bids_dir=str(bids_dir) if bids_dir else None, backend=backend,
-                                     omp_nthreads=omp_nthreads, brain_extraction=brain_extraction,
-                                     registration=registration)
-        seen = set()
-        for session, t1w in sessions:
-            key = session_key(session, t1w)
-            while key in seen:
-                key += "_dup"
-            seen.add(key)
-            extra = "".join(f"_{e}" for e in re.findall(r"(?:acq|rec|run)-[a-zA-Z0-9]+", Path(t1w).name))
-            labels[(sub_wf.name, key)] = f"sub-{subject}" + (f" ses-{session}" if session else "") + extra
-        wf.add_nodes([sub_wf])
-    return wf, labels
-
-
-def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepbet",
+def run_participant(opts, table: pd.DataFrame, run_dir=None, *, brain_extraction: str = "deepbet",
                     registration: str = "fast") -> int:
-    """Pre-process every T1w of ``table``; return the exit code (0: all sessions done)."""
+    """Pre-process every T1w of ``table``; write each subject's report and the run's
+    CITATION.md; return the exit code (0: all sessions done). ``run_dir``: the run's
+    ``OUTPUT_DIR/logs/<run id>`` (a new one when None)."""
     from ..bids.derivatives import ensure_bidsignore
     from ..interfaces.bids import write_dataset_description
-    from .execution import nipype_log_to
+    from ..workflows.base import init_daninet_participant_wf
+    from .execution import new_run_id, run_workflow
 
     if table.empty:
         raise DaniNetError("no T1w image selected")
@@ -130,67 +65,74 @@ def run_participant(opts, table: pd.DataFrame, *, brain_extraction: str = "deepb
     if output_dir.resolve() == Path(opts.bids_dir).resolve():
         raise DaniNetError("OUTPUT_DIR must differ from BIDS_DIR")
     nprocs = opts.nprocs or os.cpu_count() or 1
-    omp = opts.omp_nthreads or min(8, nprocs)
+    omp = opts.omp_nthreads or default_omp_nthreads(nprocs, len(table))
     if opts.preproc_backend == "fsl" and not os.environ.get("FSLDIR"):
         raise DaniNetError("--preproc-backend fsl needs FSL: set FSLDIR (FSL is installed in "
                            "the container image)")
+    run_dir = Path(run_dir) if run_dir else output_dir / "logs" / new_run_id("participant")
     write_dataset_description(output_dir, bids_dir=opts.bids_dir, backend=opts.preproc_backend)
     ensure_bidsignore(output_dir)
-    wf, labels = build_workflow(table, output_dir=output_dir, work_dir=work_dir,
-                                bids_dir=opts.bids_dir, backend=opts.preproc_backend,
-                                omp_nthreads=omp, brain_extraction=brain_extraction,
-                                registration=registration)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "_" + uuid.uuid4().hex[:8]
-    crash_dir = output_dir / "logs" / f"participant_{run_id}"
-    wf.config["execution"].update({
-        "crashdump_dir": str(crash_dir), "crashfile_format": "txt",
-        "stop_on_first_crash": bool(opts.stop_on_first_crash),
-        "remove_unnecessary_outputs": False,
-    })
-    multiproc_poll(wf, opts.plugin)
-    if not getattr(opts, "verbose", 0):  # Nipype's per-node lines only with -v
-        from nipype import logging as nipype_logging
-
-        nipype_logging.getLogger("nipype.workflow").setLevel(logging.WARNING)
-    progress = _Progress(sessions=labels, total=len(labels))
-    plugin_args = dict(opts.plugin_args or {})
-    if opts.plugin == "MultiProc":
-        plugin_args.setdefault("n_procs", nprocs)
-        if opts.mem_gb:
-            plugin_args.setdefault("memory_gb", opts.mem_gb)
-        plugin_args.setdefault("raise_insufficient", False)
-    if opts.plugin in ("MultiProc", "Linear"):
-        plugin_args.setdefault("status_callback", progress)
+    wf = init_daninet_participant_wf(table, output_dir=output_dir, work_dir=work_dir,
+                                     bids_dir=opts.bids_dir, backend=opts.preproc_backend,
+                                     omp_nthreads=omp, brain_extraction=brain_extraction,
+                                     registration=registration)
+    labels = sorted(set(wf.daninet_groups.values()))
     LOG.info("pre-processing %d T1w images of %d subjects (%s backend, %s plugin, work dir %s)",
              len(labels), table["subject"].nunique(), opts.preproc_backend, opts.plugin, work_dir)
-    crashed = False
-    try:
-        with nipype_log_to(crash_dir / "nipype.log", getattr(opts, "verbose", 0)):
-            from .signals import plugin_for
-
-            wf.run(plugin=plugin_for(opts.plugin, plugin_args), plugin_args=plugin_args)
-    except RuntimeError as err:  # Nipype: "Workflow did not execute cleanly"
-        crashed = True
-        LOG.debug("nipype: %s", err)
+    progress, crashed = run_workflow(wf, opts, what="participant level", run_dir=run_dir, check=False)
     failed = dict(progress.failed)
     if crashed and not failed:  # a plugin without status callbacks: read the crash files
-        for crash in sorted(crash_dir.glob("crash-*.txt")):
-            node = _crash_node(crash)
-            for (sub_name, key), label in labels.items():
-                if f".{sub_name}.preproc_{key}_wf." in f".{node}" or f".{sub_name}.ds_{key}_wf." in f".{node}":
-                    failed.setdefault(label, crash)
-    lines = []
+        for crash in sorted(run_dir.glob("crash-*.txt")):
+            label = progress.group_of(_crash_node(crash))
+            if label is not None:
+                failed.setdefault(label, crash)
+    lines, reasons = [], {}
     for label, where in sorted(failed.items()):
-        crash = where if isinstance(where, Path) else _find_crash(crash_dir, where)
-        reason = _crash_reason(crash) if crash else "crashed"
-        lines.append(f"{label}: FAILED: {reason} (crash file: {crash or crash_dir})")
+        crash = where if isinstance(where, Path) else _find_crash(run_dir, where)
+        reasons[label] = f"{_crash_reason(crash) if crash else 'crashed'} (crash file: {crash or run_dir})"
+        lines.append(f"{label}: FAILED: {reasons[label]}")
         print(lines[-1], flush=True)
+    reports = _write_reports(output_dir, table, progress, reasons)
+    _write_citation(opts, wf, run_dir)
     ok = len(labels) - len(failed)
+    for report in reports:
+        print(f"report: {report}", flush=True)
     if crashed and not failed:
-        print(f"daninet: the workflow did not finish cleanly; see {crash_dir}", flush=True)
+        print(f"daninet: the workflow did not finish cleanly; see {run_dir}", flush=True)
         return 1
     summary = f"participant level: {ok}/{len(labels)} T1w images pre-processed into {output_dir}"
     if failed:
         summary += f"; failed: {', '.join(sorted(failed))}"
     print(summary, flush=True)
     return 1 if failed else 0
+
+
+def _write_reports(output_dir: Path, table: pd.DataFrame, progress, reasons: dict) -> list[Path]:
+    """Each subject's step records (``logs/sub-X_steps.tsv``) and ``sub-X.html``."""
+    from ..reports.subject import write_steps, write_subject_report
+
+    by_label = progress.by_group()
+    reports = []
+    for subject in sorted(table["subject"].unique()):
+        rows = []
+        for label in sorted(by_label):
+            if label.split(" ", 1)[0] != f"sub-{subject}":
+                continue
+            session = label.split(" ", 1)[1] if " " in label else "(no session)"
+            for rec in by_label[label]:
+                detail = reasons.get(label, "") if rec.status == "failed" else ""
+                rows.append({"session": session, "step": rec.name, "status": rec.status,
+                             "seconds": None if rec.seconds is None else round(rec.seconds, 3),
+                             "detail": detail})
+        write_steps(output_dir, subject, rows)
+        reports.append(write_subject_report(output_dir, subject))
+    return reports
+
+
+def _write_citation(opts, wf, run_dir: Path) -> Path:
+    from ..data.resources import DEFAULT_TEMPLATE
+    from ..reports.citation import citation_text, write_citation
+
+    text = citation_text(level="participant", workflow=wf, template=DEFAULT_TEMPLATE,
+                         backend=opts.preproc_backend)
+    return write_citation(opts.output_dir, run_dir, text)

@@ -96,15 +96,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def check_training_plan(config: str, *, allow_cpu: bool = False) -> str | None:
+def check_training_plan(config, *, allow_cpu: bool = False, name: str | None = None) -> str | None:
     """Refuse a GPU-sized training without a GPU (unless ``allow_cpu``); time a training
-    longer than a demo and return the line that says the plan (None for a small one)."""
+    longer than a demo and return the line that says the plan (None for a small one).
+    ``config``: a preset name, a file, or a :class:`~daninet_pipeline.model.config.TrainConfig`
+    already read (then ``name`` names it)."""
     from ..errors import DaniNetError
     from ..model.config import TrainConfig
 
-    cfg = TrainConfig.from_file(config)
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_file(config)
     size = demo_multiples(cfg)
-    name = config if "/" not in str(config) else str(config).rsplit("/", 1)[-1]
+    if name is None:
+        name = str(config) if "/" not in str(config) else str(config).rsplit("/", 1)[-1]
     shape = (f"{cfg.image_size} px, width {cfg.width}, batch {cfg.batch_size}, {cfg.n_groups} age groups, "
              f"{cfg.steps} steps")
     gpu = gpu_available()

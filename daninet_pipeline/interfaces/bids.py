@@ -19,6 +19,8 @@ from nipype.interfaces.base import (
 )
 from niworkflows.interfaces.bids import DerivativesDataSink as _NiworkflowsSink
 
+from ..bids.naming import path_patterns
+
 
 def _same_content(new: Path, old: Path) -> bool:
     """Whether ``old`` already holds what ``new`` holds (a ``.gz`` by its uncompressed
@@ -65,6 +67,7 @@ class DerivativesDataSink(_NiworkflowsSink):
 
     out_path_base = ""
     _always_run = True
+    _file_patterns = path_patterns()  # niworkflows' and the QC table's
 
     def _run_interface(self, runtime):
         from nipype.interfaces.base import isdefined
@@ -139,24 +142,76 @@ def software_versions() -> dict[str, str]:
     return out
 
 
+#: container kinds ``DANINET_CONTAINER`` may name before its first colon
+CONTAINER_TYPES = ("docker", "apptainer", "singularity")
+
+
+def container_of(value: str | None) -> dict | None:
+    """``GeneratedBy.Container`` from ``DANINET_CONTAINER`` (``<type>:<tag>``, which the
+    image definitions in ``containers/`` set; a value without a known type is a Docker tag).
+
+    >>> container_of("docker:daninet:0.1.0")
+    {'Type': 'docker', 'Tag': 'daninet:0.1.0'}
+    >>> container_of("apptainer:daninet-0.1.0.sif")
+    {'Type': 'apptainer', 'Tag': 'daninet-0.1.0.sif'}
+    >>> container_of("lab/daninet:1") is None, container_of("lab/daninet:1")["Type"]
+    (False, 'docker')
+    """
+    if not value:
+        return None
+    kind, _, tag = value.partition(":")
+    if kind in CONTAINER_TYPES and tag:
+        return {"Type": kind, "Tag": tag}
+    return {"Type": "docker", "Tag": value}
+
+
+def code_url() -> str | None:
+    """Where the code is: ``DANINET_CODE_URL`` (the image sets it from its build's git
+    remote), else the installed package's home page or ``Source`` project URL; None when
+    neither is known."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    url = os.environ.get("DANINET_CODE_URL", "").strip()
+    if url and url != "unknown":
+        return url
+    try:
+        meta = metadata("daninet_pipeline")
+    except PackageNotFoundError:
+        return None
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, value = entry.partition(",")
+        if label.strip().lower() in ("source", "source code", "code") and value.strip():
+            return value.strip()
+    home = meta.get("Home-page")
+    return home if home and home != "UNKNOWN" else None
+
+
+def generated_by(backend: str = "embedded") -> dict:
+    """``GeneratedBy`` entry of this run: name, version, description, ``CodeURL`` when
+    known (:func:`code_url`) and ``Container`` when run in the image (:func:`container_of`)."""
+    from .. import __version__
+
+    generated = {"Name": "daninet_pipeline", "Version": __version__,
+                 "Description": f"DaniNet pre-processing, {backend} backend"}
+    url = code_url()
+    if url:
+        generated["CodeURL"] = url
+    container = container_of(os.environ.get("DANINET_CONTAINER"))
+    if container:
+        generated["Container"] = container
+    return generated
+
+
 def write_dataset_description(output_dir: str | os.PathLike, *, bids_dir=None,
                               backend: str = "embedded") -> Path:
     """Write ``OUTPUT_DIR/dataset_description.json`` (BIDS derivative), atomically.
 
-    An existing file written by daninet is replaced; ``GeneratedBy`` names the package,
-    its version, the pre-processing backend and, when run in a container, its image.
+    An existing file written by daninet is replaced; ``GeneratedBy`` is :func:`generated_by`.
     """
-    from .. import __version__
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    generated = {"Name": "daninet_pipeline", "Version": __version__,
-                 "Description": f"DaniNet pre-processing, {backend} backend"}
-    container = os.environ.get("DANINET_CONTAINER")
-    if container:
-        generated["Container"] = {"Type": "docker", "Tag": container}
     payload = {"Name": "DaniNet pre-processed T1w images", "BIDSVersion": "1.9.0",
-               "DatasetType": "derivative", "GeneratedBy": [generated]}
+               "DatasetType": "derivative", "GeneratedBy": [generated_by(backend)]}
     if bids_dir is not None:
         payload["SourceDatasets"] = [{"URL": Path(bids_dir).absolute().as_uri()}]
         payload["DatasetLinks"] = {"raw": Path(bids_dir).absolute().as_uri()}

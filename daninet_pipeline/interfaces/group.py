@@ -1,4 +1,4 @@
-"""Nipype interfaces of the group level: thin wrappers of :mod:`daninet_pipeline.group`."""
+"""Nipype interfaces of the group level: thin wrappers of :mod:`daninet_pipeline.training`."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class GatherDerivatives(SimpleInterface):
 
     def _run_interface(self, runtime):
         from ..errors import BIDSInputError
-        from ..group import gather_sessions
+        from ..training.sessions import gather_sessions
 
         table, missing = gather_sessions(
             self.inputs.bids_dir, self.inputs.output_dir,
@@ -105,7 +105,7 @@ class BuildSliceStore(SimpleInterface):
 
     def _run_interface(self, runtime):
         from ..bids.derivatives import common_provenance
-        from ..group import training_records
+        from ..training.sessions import training_records
         from ..model.config import TrainConfig
         from ..model.data import SliceStore
 
@@ -170,14 +170,14 @@ class _EvalOutputSpec(TraitedSpec):
 class EvaluateTestSplit(SimpleInterface):
     """Predict the test subjects' follow-ups with the model and the baselines and score
     them by TBM: the group level's quick evaluation (quick SyN setting, no transfer step
-    unless ``transfer``; :func:`~daninet_pipeline.group.evaluate_test_split`)."""
+    unless ``transfer``; :func:`~daninet_pipeline.training.evaluation.evaluate_test_split`)."""
 
     input_spec = _EvalInputSpec
     output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
         from ..evaluation import measure
-        from ..group import evaluate_test_split
+        from ..training.evaluation import evaluate_test_split
 
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         iterations = (tuple(self.inputs.syn_iterations) if isdefined(self.inputs.syn_iterations)
@@ -209,7 +209,7 @@ class WriteModelCard(SimpleInterface):
     output_spec = _CardOutputSpec
 
     def _run_interface(self, runtime):
-        from ..group import write_model_card
+        from ..training.model_card import write_model_card
 
         card = write_model_card(self.inputs.model_file, _read_tsv(self.inputs.split_tsv), self.inputs.config,
                                 Path(runtime.cwd) / "model_card.md",

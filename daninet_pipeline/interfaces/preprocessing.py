@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 )
 
 from ..allocator import keep_freed_memory
+from ..data.resources import DEFAULT_TEMPLATE
 
 
 def _out(runtime, name: str) -> str:
@@ -54,7 +55,10 @@ class ValidateT1w(SimpleInterface):
 class _N4InputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="T1w image")
     in_mask = File(exists=True, desc="mask where the field is fitted (default: Otsu head mask)")
-    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to ~4 mm)")
+    shrink_factor = traits.Int(desc="shrink factor of the fitting image (default: to voxels of "
+                               "about fit_voxel_mm)")
+    fit_voxel_mm = traits.Float(5.0, usedefault=True,
+                                desc="voxel size (mm) of the grid the field is fitted on")
     iterations = traits.List(traits.Int, [50, 50], usedefault=True,
                              desc="iterations per fitting level")
     spline_distance = traits.Float(200.0, usedefault=True,
@@ -87,8 +91,8 @@ class N4BiasCorrection(SimpleInterface):
             kwargs["shrink_factor"] = self.inputs.shrink_factor
         corrected, field = n4_bias_correction(
             nib.load(self.inputs.in_file), iterations=tuple(self.inputs.iterations),
-            spline_distance_mm=self.inputs.spline_distance, n_threads=self.inputs.num_threads,
-            **kwargs)
+            spline_distance_mm=self.inputs.spline_distance, fit_voxel_mm=self.inputs.fit_voxel_mm,
+            n_threads=self.inputs.num_threads, **kwargs)
         self._results["out_file"] = _out(runtime, "t1w_n4.nii.gz")
         self._results["bias_field"] = _out(runtime, "bias_field.nii.gz")
         corrected.to_filename(self._results["out_file"])
@@ -100,7 +104,7 @@ class _BrainExtractionInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="bias-corrected T1w, RAS+")
     method = traits.Enum("deepbet", "template", usedefault=True, desc="brain-extraction method")
     in_xfm = File(exists=True, desc="native-to-template ITK transform (method 'template')")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the template (method 'template')")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="threads")
 
@@ -144,7 +148,7 @@ class BrainExtraction(SimpleInterface):
 class _AffineRegistrationInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="moving image (native T1w)")
     in_mask = File(exists=True, desc="brain mask of the moving image (skull-strips it)")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the (skull-stripped) fixed template")
     preset = traits.Enum("fast", "coarse", usedefault=True, desc="registration schedule")
     seed = traits.Int(0, usedefault=True, desc="seed of the metric's random sample")
@@ -211,7 +215,7 @@ class NormalizeIntensity(SimpleInterface):
 class _ResampleInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="image in native space")
     in_xfm = File(exists=True, mandatory=True, desc="native-to-template ITK transform")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the template whose grid is the target")
     interpolation = traits.Enum("linear", "nearest", "cubic", usedefault=True,
                                 desc="interpolation")
@@ -241,8 +245,8 @@ class ResampleToTemplate(SimpleInterface):
         dtype = np.uint8 if order == 0 else np.float32
         out = resample_to_template(img, read_itk_affine(self.inputs.in_xfm),
                                    load_template(self.inputs.template), order=order, dtype=dtype)
-        if order == 3:
-            out = nib.Nifti1Image(np.clip(np.asarray(out.dataobj), 0, None), out.affine)
+        if order == 3:  # B-spline overshoot below 0
+            out = nib.Nifti1Image(np.clip(np.asarray(out.dataobj), 0, None), out.affine, out.header)
         self._results["out_file"] = _out(runtime, "resampled.nii.gz")
         out.to_filename(self._results["out_file"])
         return runtime
@@ -274,4 +278,36 @@ class RestoreOrientation(SimpleInterface):
         out.set_data_dtype(img.get_data_dtype())
         self._results["out_file"] = _out(runtime, "restored.nii.gz")
         out.to_filename(self._results["out_file"])
+        return runtime
+
+
+class _QualityMeasuresInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="pre-processed T1w on the template grid")
+    in_mask_std = File(exists=True, mandatory=True, desc="brain mask on the template grid")
+    in_mask = File(exists=True, mandatory=True, desc="brain mask on the raw T1w's grid")
+    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+                          desc="TemplateFlow name of the template of in_file's grid")
+
+
+class _QualityMeasuresOutputSpec(TraitedSpec):
+    out_tsv = File(exists=True, desc="one row of QC measures (daninet_pipeline.qc.measures)")
+
+
+class QualityMeasures(SimpleInterface):
+    """A session's QC measures (brain volume, alignment to the template, residual bias,
+    SNR, CNR), see :func:`daninet_pipeline.qc.measures.session_qc`."""
+
+    input_spec = _QualityMeasuresInputSpec
+    output_spec = _QualityMeasuresOutputSpec
+
+    def _run_interface(self, runtime):
+        import nibabel as nib
+
+        from ..data.resources import load_template, load_template_mask
+        from ..qc.measures import session_qc, write_session_qc
+
+        measures = session_qc(nib.load(self.inputs.in_file), nib.load(self.inputs.in_mask_std),
+                              nib.load(self.inputs.in_mask), load_template(self.inputs.template),
+                              load_template_mask(self.inputs.template))
+        self._results["out_tsv"] = write_session_qc(measures, _out(runtime, "qc.tsv"))
         return runtime

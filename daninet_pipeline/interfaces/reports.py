@@ -6,11 +6,13 @@ import os
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
+from ..data.resources import DEFAULT_TEMPLATE
+
 
 class _PreprocReportInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="pre-processed T1w on the template grid")
     in_mask = File(exists=True, mandatory=True, desc="brain mask on the template grid")
-    template = traits.Str("MNI152NLin2009aSym", usedefault=True,
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True,
                           desc="TemplateFlow name of the template (its edges are drawn)")
     title = traits.Str("", usedefault=True, desc="figure title")
 

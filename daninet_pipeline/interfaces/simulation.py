@@ -64,7 +64,7 @@ class SimulateSubject(SimpleInterface):
         from ..bids.derivatives import simulated_sidecar
         from ..bids.naming import derivative_path, model_name_of, simulation_desc
         from ..errors import DaniNetError
-        from ..simulation import simulate_subject, target_ages_for, to_native
+        from ..simulation.subject import simulate_subject, target_ages_for, to_native
         from .group import read_sessions_tsv
 
         table = read_sessions_tsv(self.inputs.sessions_tsv)

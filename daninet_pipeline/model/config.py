@@ -27,6 +27,7 @@ import numpy as np
 
 from ..diagnoses import DIAGNOSES, FOLDING
 from ..errors import DaniNetError
+from ..regions import DEFAULT_REGIONS, REGION_ATLAS
 
 #: Preset names shipped with the package (``data/presets/<name>.json``).
 PRESETS = ("base", "P", "C", "T", "full", "full-residual", "demo")
@@ -40,23 +41,6 @@ SIMULATION_MODES = ("change", "direct")
 #: Loss terms that carry a weight and a schedule, in the order of the TSV log.
 LOSS_TERMS = ("def", "vox", "reg", "adv_z", "adv_b", "tv")
 
-_DEFAULT_REGIONS = (
-    "Left_Hippocampus",
-    "Right_Hippocampus",
-    "Left_Amygdala",
-    "Right_Amygdala",
-    "Left_Lateral_Ventricle",
-    "Right_Lateral_Ventricle",
-    "3rd_Ventricle",
-    "Left_Inf_Lat_Vent",
-    "Right_Inf_Lat_Vent",
-    "Left_Ent_entorhinal_area",
-    "Right_Ent_entorhinal_area",
-    "Left_PHG_parahippocampal_gyrus",
-    "Right_PHG_parahippocampal_gyrus",
-    "Left_Thalamus_Proper",
-    "Right_Thalamus_Proper",
-)
 
 
 class ConfigError(DaniNetError, ValueError):
@@ -221,8 +205,8 @@ class TrainConfig:
     weight_adv_z: WeightSchedule = _w(1e-3)
     weight_adv_b: WeightSchedule = _w(1e-3)
     weight_tv: WeightSchedule = _w(0.0)
-    regions: tuple[str, ...] = _DEFAULT_REGIONS
-    atlas: str = "neuromorphometrics"
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    atlas: str = REGION_ATLAS
     reg_eps: float = 0.1
     regional_model: str = "rates"
     regional_smoothness: float = 1.0

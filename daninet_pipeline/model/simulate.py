@@ -21,7 +21,7 @@ largest slice's brain area; the others, and voxels outside the input's support
 A model knows the ages it was trained for (its age groups): :meth:`Simulator.age_use`
 says which groups an age is simulated with, and an age outside the groups' span is
 simulated at the nearest end (the caller says so, see
-:func:`daninet_pipeline.simulation.simulate_subject`).
+:func:`daninet_pipeline.simulation.subject.simulate_subject`).
 """
 
 from __future__ import annotations

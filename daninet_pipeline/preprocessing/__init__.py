@@ -12,7 +12,7 @@ module                function                                       library
                       image, field applied at full resolution)
 ``brain_extraction``  :func:`extract_brain` (deepbet CNN, or the     deepbet / scipy
                       registered template mask)
-``registration``      :func:`affine_registration` (multi-resolution  ANTsPy
+``registration``      :func:`affine_registration` (multi-resolution  SimpleITK
                       affine, brain to skull-stripped template)
 ``resampling``        :func:`resample_to_template`                   scipy
 ``normalization``     :func:`normalize_intensity`                    numpy
@@ -20,7 +20,8 @@ module                function                                       library
 
 Affines between spaces are 4x4 matrices in world RAS millimetres mapping a point of the
 native T1w to the template (``native_to_template``); :mod:`.transforms` converts them
-to and from ITK text files (what ANTs and ITK read).
+to and from ITK text files (what ANTs and ITK read); :mod:`.masks` holds the mask
+operations the steps share (:func:`~.masks.largest_component`).
 """
 
 from .bias import n4_bias_correction

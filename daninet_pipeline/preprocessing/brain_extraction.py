@@ -20,6 +20,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from .masks import largest_component
+
 METHODS = ("deepbet", "template")
 
 
@@ -28,14 +30,6 @@ def _deepbet_model():
     from deepbet.bet import BrainExtraction
 
     return BrainExtraction(no_gpu=True)
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask)
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        mask = labels == (1 + int(np.argmax(sizes)))
-    return mask
 
 
 def deepbet_mask(img: nib.spatialimages.SpatialImage, *, threshold: float = 0.5,
@@ -84,5 +78,5 @@ def extract_brain(img: nib.spatialimages.SpatialImage, *, method: str = "deepbet
         from ..errors import ImageError
 
         raise ImageError("brain extraction found no brain")
-    mask = ndimage.binary_fill_holes(_largest_component(mask))
+    mask = ndimage.binary_fill_holes(largest_component(mask))
     return nib.Nifti1Image(mask.astype(np.uint8), img.affine)

@@ -10,7 +10,7 @@ import numpy as np
 INTENSITY_NORMALIZATION = "brain 99th percentile = 1, clipped to [0, 1.5]"
 #: Version of what the participant level writes; bumped when a change to pre-processing
 #: changes the derivatives a model is trained on.
-PREPROCESSING_VERSION = "1"
+PREPROCESSING_VERSION = "2"  # 2: N4 fitted on a coarse grid (issue 13)
 
 
 def normalize_intensity(img: nib.spatialimages.SpatialImage,

@@ -35,7 +35,7 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     brain mask, normalise, resample."""
     from ..allocator import keep_freed_memory
     from ..data.resources import DEFAULT_TEMPLATE, load_template, load_template_mask
-    from .bias import n4_bias_correction
+    from .bias import HEAD_FIT_VOXEL_MM, n4_bias_correction
     from .brain_extraction import extract_brain
     from .image import check_t1w
     from .normalization import normalize_intensity
@@ -58,7 +58,7 @@ def preprocess_t1w(img: nib.spatialimages.SpatialImage, *, template: str | None 
     tpl, tpl_mask = load_template(template), load_template_mask(template)
     ras = reorient_to_ras(img)
     tick("reorient")
-    corrected, bias = n4_bias_correction(ras, n_threads=n_threads)
+    corrected, bias = n4_bias_correction(ras, fit_voxel_mm=HEAD_FIT_VOXEL_MM, n_threads=n_threads)
     tick("n4")
     if brain_extraction == "template":
         xfm0 = affine_registration(corrected, tpl, preset="coarse", n_threads=n_threads)

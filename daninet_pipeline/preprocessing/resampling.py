@@ -40,6 +40,13 @@ def resample_to_template(img: nib.spatialimages.SpatialImage, native_to_template
     ``native_to_template`` (RAS mm, native point -> template point).
 
     Use ``order=0`` for masks and labels, 1 (trilinear) or 3 (cubic B-spline) for images.
+    The header says what the grid is: qform and sform codes 4 (MNI152), units mm, as the
+    BIDS derivatives sink writes a standard space (so it copies the file instead of
+    writing and compressing it again).
     """
-    return resample_affine(img, np.linalg.inv(native_to_template), template, order=order,
-                           dtype=dtype)
+    out = resample_affine(img, np.linalg.inv(native_to_template), template, order=order,
+                          dtype=dtype)
+    out.set_qform(out.affine, code=4)
+    out.set_sform(out.affine, code=4)
+    out.header.set_xyzt_units("mm")
+    return out

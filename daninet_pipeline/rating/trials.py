@@ -143,7 +143,7 @@ def find_trials(output_dir, *, bids_dir=None, models=None, subjects=None) -> lis
     default every model found plus ``identity``. ``subjects``: labels, with or without
     ``sub-``.
     """
-    from ..group import gather_sessions
+    from ..training.sessions import gather_sessions
 
     output_dir = Path(output_dir).resolve()
     if not output_dir.is_dir():

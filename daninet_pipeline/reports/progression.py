@@ -1,6 +1,9 @@
-"""HTML reports of the model: the group report (training curves, regional model errors, evaluation)
-and the per-subject simulation report (baseline, simulated and real follow-ups side by
-side, difference maps, the simulated trajectory as a strip over ages).
+"""The group report (training curves, regional model errors, evaluation, split,
+configuration, and the QC table and excluded sessions when given), and the figures of
+simulated images that the subject report (:mod:`daninet_pipeline.reports.subject`) shows:
+baseline, simulated and real follow-ups side by side, difference maps, the simulated
+ages as a strip, and a test subject's regional volumes against age with each method's
+predictions (from the group level's evaluation, ``group_eval.tsv``).
 
 Each report is one self-contained HTML file: figures are PNGs embedded as base64.
 """
@@ -13,7 +16,6 @@ import io
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
@@ -47,7 +49,7 @@ def _pyplot():
 
 
 def _page(title: str, body: list[str]) -> str:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             + "\n".join(body)
             + f"<p class='note'>daninet_pipeline {__version__}</p></body></html>\n")
@@ -82,8 +84,16 @@ def loss_figure(losses: pd.DataFrame):
     return fig
 
 
-def write_group_report(model_dir, out_file=None) -> Path:
-    """``model_dir/report.html``: training curves, the regional model's errors, evaluation table."""
+def write_group_report(model_dir, out_file=None, *, qc: pd.DataFrame | None = None,
+                       excluded: pd.DataFrame | None = None) -> Path:
+    """``model_dir/report.html``: training curves, the regional model's errors, the
+    evaluation table, the subject split and the configuration.
+
+    ``qc``: a table of every session's quality figures (one row per session; shown as
+    given, rows with a true ``outlier`` column first); ``excluded``: the sessions left
+    out of training and evaluation (``subject``, ``session``, ``reason``). Both are
+    optional: the report has their sections only when they are given.
+    """
     from ..model.modelfile import load_model_file
 
     model_dir = Path(model_dir)
@@ -112,6 +122,15 @@ def write_group_report(model_dir, out_file=None) -> Path:
         split = pd.read_csv(split_path, sep="\t")
         body += ["<h2>Subject split</h2>", _table(split.groupby("split").agg(
             subjects=("subject", "size"), sessions=("sessions", "sum")).reset_index())]
+    if excluded is not None:
+        body += ["<h2>Excluded sessions</h2>",
+                 _table(excluded) if len(excluded) else "<p>No session was excluded.</p>"]
+    if qc is not None:
+        shown = qc
+        if "outlier" in qc.columns:
+            shown = qc.assign(_o=qc["outlier"].astype(bool)).sort_values("_o", ascending=False,
+                                                                         kind="stable").drop(columns="_o")
+        body += ["<h2>Quality control of every session</h2>", _table(shown)]
     body += ["<h2>Configuration</h2><pre>" + html.escape(json.dumps(state.get("config", {}), indent=1))
              + "</pre>"]
     out = Path(out_file) if out_file else model_dir / "report.html"
@@ -225,37 +244,3 @@ def regional_trajectory_figure(trajectories: pd.DataFrame, methods=("identity", 
     fig.tight_layout()
     return fig
 
-
-def write_subject_report(subject: str, baseline_path, base_age: float, simulated: dict[float, str],
-                         out_file, *, followups: dict[float, str] | None = None,
-                         trajectory: dict[float, np.ndarray] | None = None,
-                         qc_figures: list[str] | None = None, evaluation_rows: pd.DataFrame | None = None,
-                         methods=("identity", "population-mean")) -> Path:
-    """Per-subject HTML: pre-processing QC, baseline/simulated/real side by side, strip."""
-    base = np.asarray(nib.load(baseline_path).dataobj, np.float32)
-    ages = sorted(simulated)
-    sims = [np.asarray(nib.load(simulated[a]).dataobj, np.float32) for a in ages]
-    reals = {a: np.asarray(nib.load(p).dataobj, np.float32) for a, p in (followups or {}).items()}
-    body = ["<p class='synthetic'>Images marked <i>simulated</i> are synthetic, made by the "
-            "DaniNet model from the baseline scan; they are not acquisitions.</p>"]
-    for fig_path in qc_figures or []:
-        body += [f"<h2>Pre-processing QC</h2><p>{html.escape(Path(fig_path).name)}</p>",
-                 Path(fig_path).read_text() if str(fig_path).endswith(".svg")
-                 else f'<img src="data:image/png;base64,{base64.b64encode(Path(fig_path).read_bytes()).decode()}">']
-    body += ["<h2>Baseline, simulated and real follow-ups</h2>",
-             _png(subject_figure(base, sims, ages, reals, base_age))]
-    if trajectory:
-        t_ages = sorted(trajectory)
-        body += ["<h2>Simulated trajectory</h2>",
-                 _png(trajectory_figure(base, [trajectory[a] for a in t_ages], t_ages))]
-    if evaluation_rows is not None:
-        traj = regional_trajectories(evaluation_rows, subject)
-        if not traj.empty:
-            body += ["<h2>Regional volumes against age</h2><p>Real scans (points, the true change chained "
-                     "from the first scan) and each method's prediction of each follow-up from the scan before "
-                     "it, measured by TBM; 1 = the first scan's volume.</p>",
-                     _png(regional_trajectory_figure(traj, methods=tuple(methods)))]
-    out = Path(out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_page(f"DaniNet simulation report: sub-{subject}", body))
-    return out

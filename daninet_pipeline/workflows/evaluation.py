@@ -38,7 +38,7 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
 
     Inputs
     ------
-    sessions_tsv : every session with its derivatives (:func:`~daninet_pipeline.group.gather_sessions`)
+    sessions_tsv : every session with its derivatives (:func:`~daninet_pipeline.training.sessions.gather_sessions`)
     split_tsv : the subject split (``SplitSubjects``)
 
     Outputs
@@ -75,7 +75,7 @@ def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, npr
     """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`."""
     import pandas as pd
 
-    from ..group import gather_sessions
+    from ..training.sessions import gather_sessions
 
     splits = {name: Path(path).parent / "split.tsv" for name, path in models.items()}
     tables = {n: pd.read_csv(p, sep="\t", dtype={"subject": str}) for n, p in splits.items()}

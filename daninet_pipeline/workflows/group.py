@@ -26,7 +26,7 @@ def model_dir_of(output_dir, config: str) -> Path:
 
 def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resume: bool = False,
                   evaluate: bool = True, train_dir=None, train_plugin_args: dict | None = None,
-                  name: str = "group_wf") -> Workflow:
+                  qc: bool = False, name: str = "group_wf") -> Workflow:
     """Train DaniNet on the selected sessions' participant-level derivatives.
 
     Workflow Graph
@@ -51,11 +51,16 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     train_plugin_args : plugin arguments of the training node alone (Nipype's per-node
         ``plugin_args``), e.g. ``{"sbatch_args": "--partition=gpu --gpus=1 --time=24:00:00"}``
         so that, with ``--plugin SLURM``, only the training goes to a GPU partition
+    qc : copy the QC tables given in ``qc_tsv``, ``qc_outliers_tsv`` and ``excluded_tsv``
+        to the model's folder (the CLI makes them: ``daninet_pipeline.cli.group``)
 
     Inputs
     ------
     sessions_tsv : the selected T1w images with their derivatives (columns of
-        :data:`daninet_pipeline.group.SESSION_COLUMNS`; the CLI's single read of the dataset)
+        :data:`daninet_pipeline.training.sessions.SESSION_COLUMNS`; the CLI's single read of the dataset)
+    qc_tsv, qc_outliers_tsv, excluded_tsv : (with ``qc``) the QC table of the selected
+        sessions with outliers flagged, the outliers as an exclusion file, and the
+        sessions left out with their reasons (:mod:`daninet_pipeline.qc`)
 
     Outputs
     -------
@@ -64,6 +69,8 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     losses_tsv : ``models/<config>/losses.tsv``
     eval_tsv, eval_md : ``models/<config>/group_eval.{tsv,md}`` (with ``evaluate``)
     model_card : ``models/<config>/model_card.md``
+    qc_tsv, qc_outliers_tsv, excluded_tsv : ``models/<config>/qc.tsv``, ``qc_outliers.tsv``,
+        ``excluded_sessions.tsv`` (with ``qc``)
     """
     from .outputs import init_ds_model_wf
 
@@ -75,8 +82,11 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         "(per-region, per-diagnosis yearly rates of intensity change; scikit-learn) was "
         "fitted on longitudinal pairs of the training set, "
         "and the conditional adversarial autoencoder was trained in PyTorch.\n")
-    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card"]
-    inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv"]), name="inputnode")
+    qc_fields = ["qc_tsv", "qc_outliers_tsv", "excluded_tsv"] if qc else []
+    ds_fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card", *qc_fields]
+    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card",
+              "qc_tsv", "qc_outliers_tsv", "excluded_tsv"]
+    inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv", *qc_fields]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
 
     split = pe.Node(SplitSubjects(seed=seed), name="split", run_without_submitting=True)
@@ -89,7 +99,8 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     if resume:
         train.overwrite = True
     card = pe.Node(WriteModelCard(config=str(config)), name="model_card", run_without_submitting=True)
-    ds_model_wf = init_ds_model_wf(output_dir=str(output_dir), config=str(config), evaluate=evaluate)
+    ds_model_wf = init_ds_model_wf(output_dir=str(output_dir), config=str(config), evaluate=evaluate,
+                                   qc=qc)
 
     workflow.connect([
         (inputnode, split, [("sessions_tsv", "sessions_tsv")]),
@@ -102,8 +113,9 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         (train, ds_model_wf, [("model_file", "inputnode.model_file"),
                               ("losses_tsv", "inputnode.losses_tsv")]),
         (card, ds_model_wf, [("model_card", "inputnode.model_card")]),
+        (inputnode, ds_model_wf, [(f, f"inputnode.{f}") for f in qc_fields]),
         (ds_model_wf, outputnode, [(f"outputnode.{f}", f) for f in fields
-                                   if evaluate or not f.startswith("eval")]),
+                                   if (evaluate or not f.startswith("eval")) and f in ds_fields]),
     ])
     if evaluate:
         evaluation = pe.Node(EvaluateTestSplit(), name="evaluate", mem_gb=2.0)

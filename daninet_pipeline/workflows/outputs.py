@@ -56,19 +56,19 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
     ------
     source_file
         The raw T1w (its entities name the outputs).
-    t1w_preproc, t1w_mask, t1w_mask_std, xfm, out_report
+    t1w_preproc, t1w_mask, t1w_mask_std, xfm, out_report, qc_tsv
         The outputs of :func:`~daninet_pipeline.workflows.preproc.init_preproc_wf`.
 
     Outputs
     -------
-    t1w_preproc, t1w_mask, t1w_mask_std, xfm, out_report
+    t1w_preproc, t1w_mask, t1w_mask_std, xfm, out_report, qc_tsv
         Paths of the written derivatives.
     """
     from ..data.resources import template_path
     from ..interfaces.bids import DerivativesDataSink, software_versions
     from ..preprocessing.normalization import INTENSITY_NORMALIZATION, PREPROCESSING_VERSION
 
-    fields = ["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report"]
+    fields = ["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report", "qc_tsv"]
     workflow = Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["source_file", *fields]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
@@ -79,22 +79,25 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
     software = {"Software": software_versions(), "PreprocessingBackend": backend}
     reference = f"{template} ({template_path(template).name}, 1 mm, skull-stripped)"
 
+    # The image sinks read, check and gzip a whole volume (1-2 s each): they run in the
+    # workers. A node run "without submitting" runs in Nipype's main process, which then
+    # starts no other node until it ends (docs/benchmarks.md, participant throughput).
     ds_t1w = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), **sink_entities("preproc", template), compress=True,
         SkullStripped=True, SpatialReference=reference,
         IntensityNormalization=INTENSITY_NORMALIZATION, PreprocessingVersion=PREPROCESSING_VERSION, **software),
-        name="ds_t1w", run_without_submitting=True, mem_gb=0.5)
+        name="ds_t1w", mem_gb=0.5)
     # native space: the mask keeps the raw T1w's header (RestoreOrientation), which the
     # sink must not rewrite (its check_hdr would set qform/sform codes 1/1 and pixdim
     # from the affine: ITK then sees another physical space)
     ds_mask = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), **sink_entities("mask", template), compress=True,
         check_hdr=False, Type="Brain", SpatialReference="orig", **software),
-        name="ds_mask", run_without_submitting=True, mem_gb=0.5)
+        name="ds_mask", mem_gb=0.5)
     ds_mask_std = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), **sink_entities("mask_std", template),
         compress=True, Type="Brain", SpatialReference=reference, **software),
-        name="ds_mask_std", run_without_submitting=True, mem_gb=0.5)
+        name="ds_mask_std", mem_gb=0.5)
     ds_xfm = pe.Node(DerivativesDataSink(
         base_directory=str(output_dir), **sink_entities("xfm", template),
         extension=".txt", Type="affine",
@@ -106,20 +109,24 @@ def init_ds_preproc_wf(*, output_dir: str, template: str = DEFAULT_TEMPLATE,
         base_directory=str(output_dir), **sink_entities("report", template), extension=".svg"),
         name="ds_report", run_without_submitting=True, mem_gb=0.1)
 
+    ds_qc = pe.Node(DerivativesDataSink(
+        base_directory=str(output_dir), **sink_entities("qc", template), extension=".tsv"),
+        name="ds_qc", run_without_submitting=True, mem_gb=0.1)
+
     sinks = {"t1w_preproc": ds_t1w, "t1w_mask": ds_mask, "t1w_mask_std": ds_mask_std,
-             "xfm": ds_xfm, "out_report": ds_report}
+             "xfm": ds_xfm, "out_report": ds_report, "qc_tsv": ds_qc}
     workflow.connect([(inputnode, sources, [("source_file", "source_file")])])
     for field, sink in sinks.items():
         workflow.connect([
             (inputnode, sink, [("source_file", "source_file"), (field, "in_file")]),
             (sink, outputnode, [("out_file", field)]),
         ])
-        if field != "out_report":
+        if field not in ("out_report", "qc_tsv"):
             workflow.connect([(sources, sink, [("meta", "meta_dict")])])
     return workflow
 
 
-def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
+def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True, qc: bool = False,
                      name: str = "ds_model_wf") -> Workflow:
     """Write a trained model's files under ``OUTPUT_DIR/models/<config name>/``.
 
@@ -139,6 +146,8 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
         Preset name or configuration file (its name names the folder).
     evaluate : bool
         Whether the evaluation tables are written too.
+    qc : bool
+        Whether the QC tables are written too.
     name : str
         Workflow name.
 
@@ -146,10 +155,13 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
     ------
     split_tsv, model_file, losses_tsv, eval_tsv, eval_md, model_card
         Files made in the group level's working folders.
+    qc_tsv, qc_outliers_tsv, excluded_tsv
+        (with ``qc``) The QC table of the selected sessions, its outliers as an exclusion
+        file, and the sessions left out with their reasons (:mod:`daninet_pipeline.qc`).
 
     Outputs
     -------
-    split_tsv, model_file, losses_tsv, eval_tsv, eval_md, model_card
+    split_tsv, model_file, losses_tsv, eval_tsv, eval_md, model_card, qc_tsv, qc_outliers_tsv, excluded_tsv
         Their copies under ``OUTPUT_DIR/models/<config name>/``.
     """
     from ..bids.naming import model_dir
@@ -157,10 +169,13 @@ def init_ds_model_wf(*, output_dir: str, config: str, evaluate: bool = True,
 
     files = {"split_tsv": "split.tsv", "model_file": "model.pt", "losses_tsv": "losses.tsv",
              "model_card": "model_card.md"}
+    if qc:
+        files.update(qc_tsv="qc.tsv", qc_outliers_tsv="qc_outliers.tsv", excluded_tsv="excluded_sessions.tsv")
     if evaluate:
         files.update(eval_tsv="group_eval.tsv", eval_md="group_eval.md")
     workflow = Workflow(name=name)
-    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card"]
+    fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card",
+              "qc_tsv", "qc_outliers_tsv", "excluded_tsv"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
     folder = model_dir(output_dir, config).relative_to(output_dir)

@@ -27,6 +27,22 @@ def session_key(session: str | None, t1w: str | Path, index: int = 0) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", key)
 
 
+def session_keys(sessions: list[tuple[str | None, str]]) -> list[str]:
+    """:func:`session_key` of each T1w of one subject, made unique (``_dup`` appended).
+
+    >>> session_keys([("M000", "a_T1w.nii.gz"), ("M000", "b_T1w.nii.gz")])
+    ['ses_M000', 'ses_M000_dup']
+    """
+    keys, seen = [], set()
+    for session, t1w in sessions:
+        key = session_key(session, t1w)
+        while key in seen:
+            key += "_dup"
+        seen.add(key)
+        keys.append(key)
+    return keys
+
+
 def init_participant_wf(*, subject: str, sessions: list[tuple[str | None, str]],
                         output_dir: str, bids_dir: str | None = None,
                         backend: str = "embedded", omp_nthreads: int = 1,
@@ -86,12 +102,7 @@ def init_participant_wf(*, subject: str, sessions: list[tuple[str | None, str]],
                          name="outputnode")
     merges = {f: pe.Node(niu.Merge(n), name=f"merge_{f}", run_without_submitting=True)
               for f in ("t1w_preproc", "t1w_mask", "xfm")}
-    seen = set()
-    for i, (session, t1w) in enumerate(sessions):
-        key = session_key(session, t1w)
-        while key in seen:
-            key += "_dup"
-        seen.add(key)
+    for i, key in enumerate(session_keys(sessions)):
         select = pe.Node(niu.Select(index=i), name=f"select_{key}", run_without_submitting=True)
         preproc_wf = init_preproc_wf(backend=backend, omp_nthreads=omp_nthreads,
                                      template=template, brain_extraction=brain_extraction,
@@ -107,7 +118,8 @@ def init_participant_wf(*, subject: str, sessions: list[tuple[str | None, str]],
                 ("outputnode.t1w_mask", "inputnode.t1w_mask"),
                 ("outputnode.t1w_mask_std", "inputnode.t1w_mask_std"),
                 ("outputnode.xfm", "inputnode.xfm"),
-                ("outputnode.out_report", "inputnode.out_report")]),
+                ("outputnode.out_report", "inputnode.out_report"),
+                ("outputnode.qc_tsv", "inputnode.qc_tsv")]),
         ])
         for field, merge in merges.items():
             workflow.connect([(ds_wf, merge, [(f"outputnode.{field}", f"in{i + 1}")])])

@@ -67,6 +67,8 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         Native-to-template affine, ITK text file (``antsApplyTransforms -t``).
     out_report
         QC figure (SVG).
+    qc_tsv
+        One row of QC measures (:data:`daninet_pipeline.qc.measures.QC_MEASURES`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown pre-processing backend {backend!r}; choose one of {BACKENDS}")
@@ -75,6 +77,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         BrainExtraction,
         N4BiasCorrection,
         NormalizeIntensity,
+        QualityMeasures,
         ResampleToTemplate,
         RestoreOrientation,
         ValidateT1w,
@@ -85,7 +88,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
     workflow = Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(
-        fields=["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report"]),
+        fields=["t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report", "qc_tsv"]),
         name="outputnode")
 
     validate = pe.Node(ValidateT1w(), name="validate", mem_gb=1)
@@ -96,6 +99,7 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
                             name="resample_mask", mem_gb=1)
     restore_mask = pe.Node(RestoreOrientation(), name="restore_mask", mem_gb=0.5)
     report = pe.Node(PreprocReport(template=template), name="report", mem_gb=1)
+    qc = pe.Node(QualityMeasures(template=template), name="quality_measures", mem_gb=1)
 
     workflow.connect([
         (inputnode, validate, [("t1w", "in_file")]),
@@ -107,6 +111,10 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
         (resample_mask, outputnode, [("out_file", "t1w_mask_std")]),
         (restore_mask, outputnode, [("out_file", "t1w_mask")]),
         (report, outputnode, [("out_report", "out_report")]),
+        (resample_t1w, qc, [("out_file", "in_file")]),
+        (resample_mask, qc, [("out_file", "in_mask_std")]),
+        (restore_mask, qc, [("out_file", "in_mask")]),
+        (qc, outputnode, [("out_tsv", "qc_tsv")]),
     ])
 
     if backend == "embedded":
@@ -114,19 +122,23 @@ def init_preproc_wf(*, backend: str = "embedded", omp_nthreads: int = 1,
 
         workflow.__desc__ = (
             "The T1w image was reoriented to RAS+ (nibabel), corrected for intensity "
-            "non-uniformity with N4 (SimpleITK {sitk}, fitted on a shrunk copy inside a "
+            "non-uniformity with N4 (SimpleITK {sitk}, fitted on an 8 mm copy inside a "
             "head mask), skull-stripped with deepbet, corrected again with N4 inside the "
-            "brain mask (the image that is normalised), and registered to the {tpl} template with a "
+            "brain mask (fitted on a 5 mm copy; the image that is normalised), and registered to the {tpl} template with a "
             "multi-resolution 12-parameter affine (SimpleITK, Mattes mutual information). "
             "Intensities were scaled so that the brain's 99th percentile is 1, and the "
             "image was resampled onto the template grid (trilinear).".format(
                 sitk=sitk.Version_VersionString(), tpl=template))
-        n4 = pe.Node(N4BiasCorrection(num_threads=omp_nthreads), name="n4",
+        from ..preprocessing.bias import FIT_VOXEL_MM, HEAD_FIT_VOXEL_MM
+
+        # the head-mask pass only feeds brain extraction and registration: a coarser fit
+        n4 = pe.Node(N4BiasCorrection(num_threads=omp_nthreads, fit_voxel_mm=HEAD_FIT_VOXEL_MM), name="n4",
                      n_procs=omp_nthreads, mem_gb=2)
         bet = pe.Node(BrainExtraction(method="deepbet", num_threads=omp_nthreads,
                                       template=template),
                       name="brain_extraction", n_procs=omp_nthreads, mem_gb=3)
-        n4_brain = pe.Node(N4BiasCorrection(num_threads=omp_nthreads), name="n4_brain",
+        n4_brain = pe.Node(N4BiasCorrection(num_threads=omp_nthreads, fit_voxel_mm=FIT_VOXEL_MM),
+                           name="n4_brain",
                            n_procs=omp_nthreads, mem_gb=2)
         register = pe.Node(AffineRegistration(template=template, preset=registration,
                                               num_threads=omp_nthreads),

@@ -42,7 +42,7 @@ def init_simulation_wf(*, subject: str, model_file, bids_dir, output_dir, target
     Inputs
     ------
     sessions_tsv : the selected sessions with their pre-processed T1w (columns of
-        :data:`daninet_pipeline.group.SESSION_COLUMNS`)
+        :data:`daninet_pipeline.training.sessions.SESSION_COLUMNS`)
 
     Outputs
     -------

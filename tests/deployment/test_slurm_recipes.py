@@ -337,3 +337,55 @@ def test_training_job_stopped_by_its_time_limit_resubmits_itself_and_resumes(clu
     for ra, rb in zip(a, b):
         for k in LOG_LOSSES:
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-5, abs=1e-7, nan_ok=True), (ra["step"], k)
+
+
+def _run_jobs(work: Path) -> list[str]:
+    """This user's queued or running jobs whose script lies under ``work``."""
+    out = _run(["squeue", "-h", "-u", getpass.getuser(), "-o", "%A|%o"], check=False).stdout
+    return [line.split("|")[0] for line in out.splitlines()
+            if "|" in line and line.split("|", 1)[1].strip().startswith(str(work))]
+
+
+@pytest.mark.parametrize("plugin, signum, code", [
+    ("SLURM", "SIGTERM", 143), ("SLURM", "SIGINT", 130), ("SLURMGraph", "SIGTERM", 143)])
+def test_stopped_app_cancels_the_jobs_it_submitted(cluster, bids, plugin, signum, code, tmp_path):
+    """The app with a SLURM plugin, signalled once its first job is queued: it exits with
+    the conventional code and one line, and no job of its run is left in the queue.
+
+    Every job is held (``--begin=now+600``) by an ``sbatch`` first on PATH, which also
+    takes a second per job so that a SLURMGraph run is still submitting when signalled
+    (a graph run returns once all its jobs are submitted)."""
+    import signal as signals
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "sbatch").write_text(f'#!/bin/sh\nsleep 1\nexec {shutil.which("sbatch")} --begin=now+600 "$@"\n')
+    (shim / "sbatch").chmod(0o755)
+    subject = _subjects(bids)[0]
+    work = tmp_path / "work"
+    env = dict(os.environ, PATH=f"{shim}:{BIN}:{os.environ['PATH']}")
+    proc = subprocess.Popen(
+        [str(BIN / "daninet"), str(bids), str(tmp_path / "out"), "participant", "--participant-label", subject,
+         "--skip-bids-validation", "--work-dir", str(work), "--plugin", plugin,
+         "--plugin-args", (RECIPES / "nipype" / f"{plugin.lower()}.json").read_text()],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not _run_jobs(work) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    queued = _run_jobs(work)
+    assert queued, f"no job of the run was queued: {proc.poll()}"
+    proc.send_signal(getattr(signals, signum))
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    print(f"[slurm] {plugin} run stopped by {signum} with {len(queued)} job(s) queued: exit "
+          f"{proc.returncode} in {time.monotonic() - t0:.1f} s; {err.strip().splitlines()[-1]}")
+    deadline = time.monotonic() + 10
+    while _run_jobs(work) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _run_jobs(work)
+    _run(["scancel", *left], check=False)  # leave the cluster clean for the next test
+    assert left == [], f"jobs {left} of the stopped run are still queued"
+    assert proc.returncode == code, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"daninet: stopped by {signum}") and "batch job(s) cancelled" in last, last
+    assert "Traceback" not in err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from daninet_pipeline.bids.naming import derivative_path
-from daninet_pipeline.group import gather_sessions
+from daninet_pipeline.training.sessions import gather_sessions
 from daninet_pipeline.workflows.group import init_group_wf
 
 TPL = "MNI152NLin2009aSym"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from daninet_pipeline.errors import BIDSInputError
-from daninet_pipeline.group import gather_sessions, training_records
+from daninet_pipeline.training.sessions import gather_sessions, training_records
 from daninet_pipeline.workflows.group import model_dir_of
 
 from .conftest import fake_derivatives

@@ -13,8 +13,8 @@ import pytest
 from daninet_pipeline.bids.derivatives import sha256_of
 from daninet_pipeline.bids.naming import model_label, simulation_desc
 from daninet_pipeline.errors import DaniNetError
-from daninet_pipeline.group import gather_sessions
-from daninet_pipeline.simulation import simulate_subject, target_ages_for
+from daninet_pipeline.training.sessions import gather_sessions
+from daninet_pipeline.simulation.subject import simulate_subject, target_ages_for
 from daninet_pipeline.workflows.group import model_dir_of
 
 
@@ -137,7 +137,7 @@ def test_native_output_lands_on_the_subjects_brain(demo_bids, tmp_path):
     """A template-space image mapped back with the session's transform covers the true
     native brain mask (the transform written as the participant level writes it)."""
     from daninet_pipeline.preprocessing.transforms import write_itk_affine
-    from daninet_pipeline.simulation import to_native
+    from daninet_pipeline.simulation.subject import to_native
 
     truth = demo_bids / "derivatives" / "ground_truth"
     xfm_txt = sorted(truth.glob("sub-*/ses-*/anat/*_xfm.txt"))[0]

@@ -66,7 +66,7 @@ def test_one_default_simulation_mode():
     from daninet_pipeline.cli.parser import build_parser
     from daninet_pipeline.interfaces.simulation import _SimulateInputSpec
     from daninet_pipeline.model.simulate import DEFAULT_SIMULATION_MODE
-    from daninet_pipeline.simulation import simulate_subject
+    from daninet_pipeline.simulation.subject import simulate_subject
 
     assert inspect.signature(Simulator.simulate).parameters["mode"].default == DEFAULT_SIMULATION_MODE
     assert inspect.signature(simulate_subject).parameters["mode"].default == DEFAULT_SIMULATION_MODE
@@ -88,7 +88,7 @@ def test_diagnosis_labels_and_folding_have_one_definition():
 
 
 def test_an_age_outside_the_model_is_said_in_one_line_and_recorded(tmp_path, caplog):
-    from daninet_pipeline.simulation import simulate_subject
+    from daninet_pipeline.simulation.subject import simulate_subject
 
     cfg = TrainConfig.from_file("demo").replace(image_size=32, width=4, z_dim=8)  # ages 55-90
     model = DaniNetModel(cfg)
@@ -138,7 +138,7 @@ def test_data_unlike_the_training_data_is_refused_in_one_line(tmp_path):
 
 def test_transfer_in_the_simulation_learns_only_from_scans_up_to_the_start(tmp_path, monkeypatch):
     import daninet_pipeline.model.transfer as transfer_module
-    from daninet_pipeline.simulation import simulate_subject
+    from daninet_pipeline.simulation.subject import simulate_subject
 
     cfg = TrainConfig.from_file("demo").replace(image_size=32, width=4, z_dim=8)
     model_file = DaniNetModel(cfg).save_model_file(tmp_path / "model.pt")

@@ -9,11 +9,13 @@ import shutil
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from daninet_pipeline.cli.run import main
 from daninet_pipeline.preprocessing import read_itk_affine
 from daninet_pipeline.preprocessing.transforms import mean_displacement
+from daninet_pipeline.qc.measures import QC_MEASURES
 
 from .conftest import demo_sessions, dice
 
@@ -83,8 +85,17 @@ def test_participant_level(bids_with_bad_sessions, tmp_path, capsys):
                     f"{stem}_space-{TEMPLATE}_desc-brain_mask.nii.gz",
                     f"{stem}_space-{TEMPLATE}_desc-brain_mask.json",
                     f"{stem}_from-T1w_to-{TEMPLATE}_mode-image_xfm.txt",
-                    f"{stem}_from-T1w_to-{TEMPLATE}_mode-image_xfm.json"}
+                    f"{stem}_from-T1w_to-{TEMPLATE}_mode-image_xfm.json",
+                    f"{stem}_desc-qc_T1w.tsv"}
         assert {p.name for p in anat.iterdir()} == expected
+        # issue 13, item 5: every session's QC measures, one row
+        qc = pd.read_csv(anat / f"{stem}_desc-qc_T1w.tsv", sep="\t")
+        assert list(qc.columns) == list(QC_MEASURES) and len(qc) == 1
+        true_ml = (np.asarray(nib.load(ses.true_mask).dataobj) > 0).sum() * abs(
+            np.linalg.det(nib.load(ses.true_mask).affine[:3, :3])) / 1000
+        assert abs(qc.loc[0, "brain_volume_ml"] / true_ml - 1) < 0.1
+        assert qc.loc[0, "mask_dice"] > 0.9 and qc.loc[0, "template_corr"] > 0.5
+        assert 0 < qc.loc[0, "wm_cov"] < 0.3 and qc.loc[0, "snr_wm"] > 3 and qc.loc[0, "cnr"] > 0.5
         assert (out / f"sub-{subject}" / "figures" /
                 f"{stem}_space-{TEMPLATE}_desc-preproc_T1w.svg").is_file()
         meta = json.loads((anat / f"{stem}_space-{TEMPLATE}_desc-preproc_T1w.json").read_text())

@@ -17,10 +17,11 @@ from daninet_pipeline.workflows.preproc import init_preproc_wf
 from .conftest import dice
 
 EMBEDDED_NODES = {"inputnode", "validate", "n4", "n4_brain", "brain_extraction", "register", "normalize",
-                  "resample_t1w", "resample_mask", "restore_mask", "report", "outputnode"}
+                  "resample_t1w", "resample_mask", "restore_mask", "report", "quality_measures",
+                  "outputnode"}
 FSL_NODES = {"inputnode", "validate", "fsl_reorient", "fsl_bet", "fsl_fast", "fsl_flirt",
              "flirt_to_itk", "normalize", "resample_t1w", "resample_mask", "restore_mask",
-             "report", "outputnode"}
+             "report", "quality_measures", "outputnode"}
 
 
 @pytest.mark.parametrize(("backend", "brain_extraction", "nodes"), [
@@ -34,7 +35,7 @@ def test_preproc_wf_graph(backend, brain_extraction, nodes, omp_nthreads):
                          brain_extraction=brain_extraction)
     assert set(wf.list_node_names()) == nodes
     outputs = wf.get_node("outputnode").inputs.copyable_trait_names()
-    assert set(outputs) == {"t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report"}
+    assert set(outputs) == {"t1w_preproc", "t1w_mask", "t1w_mask_std", "xfm", "out_report", "qc_tsv"}
     graph = wf._create_flat_graph()
     assert len(graph.nodes) == len(nodes)
     if backend == "embedded":
@@ -94,6 +95,37 @@ def test_sink_writes_bids_names_atomically(tmp_path):
     payload = json.loads(desc.read_text())
     assert payload["DatasetType"] == "derivative"
     assert payload["GeneratedBy"][0]["Name"] == "daninet_pipeline"
+
+
+@pytest.mark.parametrize("order, dtype, suffix", [(1, np.float32, "T1w"), (0, np.uint8, "mask")])
+def test_template_space_images_reach_the_sink_with_its_header_and_are_copied(tmp_path, order, dtype, suffix):
+    """The resampled images already say what grid they are on, as the sink writes a
+    standard space (qform/sform codes 4, mm): the sink has no header to fix and copies
+    their data as it is."""
+    from daninet_pipeline.data.resources import load_template
+    from daninet_pipeline.interfaces.bids import DerivativesDataSink
+    from daninet_pipeline.preprocessing import resample_to_template
+
+    src = tmp_path / "raw" / "sub-01" / "ses-M000" / "anat" / "sub-01_ses-M000_T1w.nii.gz"
+    src.parent.mkdir(parents=True)
+    native = nib.Nifti1Image((np.random.default_rng(0).random((30, 36, 30)) * (2 if order else 1)).astype(dtype),
+                             np.diag([6.0, 6.0, 6.0, 1.0]))
+    native.to_filename(src)
+    resampled = resample_to_template(native, np.eye(4), load_template(), order=order, dtype=dtype)
+    header = resampled.header
+    assert (int(header["qform_code"]), int(header["sform_code"])) == (4, 4)
+    assert header.get_xyzt_units()[0] == "mm"
+    in_file = tmp_path / "resampled.nii.gz"
+    resampled.to_filename(in_file)
+    sink = DerivativesDataSink(base_directory=str(tmp_path / "out"), space="MNI152NLin2009aSym",
+                               desc="brain" if order == 0 else "preproc", suffix=suffix, compress=True)
+    sink.inputs.in_file = str(in_file)
+    sink.inputs.source_file = str(src)
+    res = sink.run(cwd=str(tmp_path))
+    assert res.outputs.fixed_hdr == [False]
+    written = nib.load(res.outputs.out_file)
+    assert (int(written.header["qform_code"]), int(written.header["sform_code"])) == (4, 4)
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), np.asanyarray(resampled.dataobj))
 
 
 def test_qc_report_interface(tmp_path):
@@ -196,3 +228,29 @@ def test_sink_always_runs_restores_deleted_files_and_keeps_unchanged_ones(tmp_pa
     assert node.run().outputs.out_file == first and Path(first).stat().st_mtime_ns == mtime
     shutil.rmtree(tmp_path / "out")
     assert node.run().outputs.out_file == first and Path(first).is_file()
+
+
+def test_two_cores_run_two_t1w_side_by_side(tmp_path):
+    """Issue 13, item 4: with --nprocs 2 and several T1w images, every node asks for one
+    core (so MultiProc runs two at once), and no sink of a whole image runs in Nipype's
+    main process (where it would stop the scheduling until it ends)."""
+    import pandas as pd
+
+    from daninet_pipeline.workflows.base import init_daninet_participant_wf
+
+    rows = []
+    for ses in ("M000", "M006", "M012"):
+        path = tmp_path / f"sub-01_ses-{ses}_T1w.nii.gz"
+        nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)).to_filename(path)
+        rows.append({"subject": "01", "session": ses, "t1w": str(path)})
+    from daninet_pipeline.cli.execution import default_omp_nthreads
+
+    omp = default_omp_nthreads(2, len(rows))
+    assert omp == 1 and default_omp_nthreads(2, 1) == 2
+    wf = init_daninet_participant_wf(pd.DataFrame(rows), output_dir=tmp_path / "out", work_dir=tmp_path / "work",
+                                     omp_nthreads=omp)
+    graph = wf._create_flat_graph()
+    heavy = [n for n in graph.nodes if n.name in ("n4", "n4_brain", "brain_extraction", "register")]
+    assert len(heavy) == 12 and all(n.n_procs == 1 for n in heavy)
+    in_main = sorted({n.name for n in graph.nodes if n.run_without_submitting})
+    assert not {"ds_t1w", "ds_mask", "ds_mask_std"} & set(in_main), in_main

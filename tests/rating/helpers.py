@@ -80,6 +80,7 @@ def start_chromium(download_dir: Path):
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages: driver.get_log
     options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))

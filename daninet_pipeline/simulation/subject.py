@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from .errors import DaniNetError
-from .model.config import DEFAULT_SIMULATION_MODE
+from ..errors import DaniNetError
+from ..model.config import DEFAULT_SIMULATION_MODE
 
 LOG = logging.getLogger("daninet.simulation")
 
@@ -58,8 +58,8 @@ def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, d
     ``source_age``, ``model_age``/``model_source_age`` (the ages the model used),
     ``age_groups``/``age_weights`` (the age groups mixed for ``age``), ``mode``.
     """
-    from .bids.derivatives import preproc_provenance
-    from .model.simulate import Simulator
+    from ..bids.derivatives import preproc_provenance
+    from ..model.simulate import Simulator
 
     rows = sessions.sort_values("age").reset_index(drop=True)
     if start_session is None:
@@ -84,8 +84,8 @@ def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, d
                     "group (the sidecar records the age used)", Path(base["preproc"]).name,
                     "s" if len(outside) > 1 else "", ", ".join(f"{a:.1f}" for a in outside), lo, hi)
     if transfer:
-        from .model.transfer import scans_up_to
-        from .model.transfer import transfer as fine_tune
+        from ..model.transfer import scans_up_to
+        from ..model.transfer import transfer as fine_tune
 
         scans = [{"image": nib.load(r["preproc"]), "age": float(r["age"]),
                   "diagnosis": r["diagnosis"] if isinstance(r["diagnosis"], str) and r["diagnosis"] else dx}
@@ -106,8 +106,8 @@ def simulate_subject(model_file, sessions: pd.DataFrame, ages: list[float], *, d
 def to_native(img: nib.Nifti1Image, xfm_file, reference) -> nib.Nifti1Image:
     """A template-space image on the grid of the subject's raw T1w (``reference``), through
     the inverse of the participant level's native-to-template transform (ITK text file)."""
-    from .preprocessing.resampling import resample_affine
-    from .preprocessing.transforms import read_itk_affine
+    from ..preprocessing.resampling import resample_affine
+    from ..preprocessing.transforms import read_itk_affine
 
     native_to_template = read_itk_affine(xfm_file)
     ref = nib.load(reference) if isinstance(reference, (str, Path)) else reference
