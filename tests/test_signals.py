@@ -118,3 +118,29 @@ def test_stopped_workers_are_left_for_their_pool_to_reap():
     proc.join(timeout=10)
     assert not proc.is_alive()
     assert proc.exitcode == -signal.SIGTERM
+
+
+def _say_hello() -> str:
+    from nipype import logging as nipype_logging
+
+    nipype_logging.getLogger("nipype.workflow").info("hello from a worker")
+    return "done"
+
+
+def test_spawned_workers_write_nipypes_lines_to_the_log_not_the_terminal(tmp_path, capfd):
+    """A spawned worker imports nipype afresh, whose handler prints to stdout: without -v
+    its lines go to the run's log file (in a participant run: 420 INFO lines on the
+    terminal before)."""
+    import nipype.pipeline.engine as pe
+    from nipype.interfaces.utility import Function
+
+    from daninet_pipeline.cli.execution import nipype_log_to
+    from daninet_pipeline.cli.signals import MultiProcPlugin
+
+    wf = pe.Workflow(name="log_wf", base_dir=str(tmp_path))
+    wf.add_nodes([pe.Node(Function(function=_say_hello, input_names=[], output_names=["out"]), name="hello")])
+    with nipype_log_to(tmp_path / "logs" / "log_wf.log") as log:
+        wf.run(plugin=MultiProcPlugin(plugin_args={"n_procs": 1}))
+    out, err = capfd.readouterr()
+    assert "hello from a worker" not in out + err
+    assert "hello from a worker" in log.read_text()

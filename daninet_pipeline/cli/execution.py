@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from ..bids.derivatives import ensure_bidsignore
@@ -42,6 +43,23 @@ def multiproc_poll(wf, plugin: str) -> None:
         wf.config["execution"]["poll_sleep_duration"] = MULTIPROC_POLL_SECONDS
 
 
+#: environment variable naming the file a MultiProc worker writes Nipype's lines to
+WORKER_LOG_ENV = "DANINET_NIPYPE_LOG"
+
+
+def log_nipype_to_file(path) -> None:
+    """In a worker process: Nipype's lines go to the file ``path`` (appended), not to the
+    terminal."""
+    import nipype  # noqa: F401  (installs its stdout handler first)
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    nipype_logger = logging.getLogger("nipype")
+    nipype_logger.handlers.clear()
+    nipype_logger.addHandler(handler)
+    nipype_logger.propagate = False
+
+
 @contextlib.contextmanager
 def nipype_log_to(path, verbose: int = 0):
     """Nipype's log lines (its 30-line tracebacks among them) go to the file ``path``
@@ -55,12 +73,21 @@ def nipype_log_to(path, verbose: int = 0):
     propagate = nipype_logger.propagate
     nipype_logger.addHandler(handler)
     nipype_logger.propagate = bool(verbose)
+    # spawned MultiProc workers import nipype afresh, with its handler to stdout: they send
+    # their lines to the same file (cli.signals._worker_initializer)
+    previous = os.environ.get(WORKER_LOG_ENV)
+    if not verbose:
+        os.environ[WORKER_LOG_ENV] = str(path)
     try:
         yield path
     finally:
         nipype_logger.removeHandler(handler)
         nipype_logger.propagate = propagate
         handler.close()
+        if previous is None:
+            os.environ.pop(WORKER_LOG_ENV, None)
+        else:
+            os.environ[WORKER_LOG_ENV] = previous
 
 
 def new_run_id(level: str) -> str:

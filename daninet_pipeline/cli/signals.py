@@ -68,6 +68,10 @@ def _worker_initializer(cwd: str, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.getppid() != parent:  # the parent died before prctl
         os._exit(1)
+    from .execution import WORKER_LOG_ENV, log_nipype_to_file
+
+    if os.environ.get(WORKER_LOG_ENV):
+        log_nipype_to_file(os.environ[WORKER_LOG_ENV])
     process_initializer(cwd)
 
 

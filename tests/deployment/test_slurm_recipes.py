@@ -44,7 +44,10 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
 def _queue_settled(*selection: str) -> bool:
     """True when no selected job is queued or running. Jobs that can never start (a
     dependency failed) are cancelled, so a failure ends the wait at once."""
-    out = _run(["squeue", "-h", "-o", "%i %r", *selection], check=False).stdout.split("\n")
+    proc = _run(["squeue", "-h", "-o", "%i %r", *selection], check=False)
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # a job long gone is settled
+        return False  # the controller did not answer (busy): not known to be settled
+    out = proc.stdout.split("\n")
     jobs = [line.split(" ", 1) for line in out if line.strip()]
     stuck = [job for job, reason in jobs if reason == "DependencyNeverSatisfied"]
     if stuck:
@@ -295,10 +298,13 @@ def test_training_job_runs_on_cpu(cluster, tmp_path):
     assert load_model_file(out / "model.pt")["training"]["processes"] == 2
 
 
-def test_training_job_stopped_by_its_time_limit_resubmits_itself_and_resumes(cluster, tmp_path):
-    """A 1-minute job gets SIGTERM before its limit (--signal=B:TERM@45), checkpoints,
-    submits its successor, which resumes: the chain ends with the losses of an
-    uninterrupted run."""
+def test_training_job_signalled_before_its_time_limit_resubmits_itself_and_resumes(cluster, tmp_path):
+    """The batch shell gets SIGTERM while the training runs (what ``--signal=B:TERM@300``
+    sends 300 s before the time limit; sent here by ``scancel --batch --signal=TERM`` once
+    steps are logged, since SLURM's own timing of it is only to its 30-s check period and
+    a signal before the training has started leaves no checkpoint to resume). The job
+    checkpoints and submits its successor, which resumes: the chain ends with the losses of
+    an uninterrupted run."""
     import csv
 
     import torch
@@ -310,20 +316,29 @@ def test_training_job_stopped_by_its_time_limit_resubmits_itself_and_resumes(clu
     cfg = _tiny_config(steps=1500, checkpoint_every=100_000)  # no periodic checkpoint before the signal
     cfg.save(tmp_path / "cfg.json")
     out = tmp_path / "model"
-    common = f"--cpus-per-task=1 --mem=3G --output={tmp_path}/train_%j.out"
+    common = f"--cpus-per-task=1 --mem=3G --output={tmp_path}/train_%j.out --time=00:10:00"
     env = dict(os.environ, STORE=str(store.root), OUT=str(out), CONFIG=str(tmp_path / "cfg.json"), NPROC="1",
-               PATH=f"{BIN}:{os.environ['PATH']}", DANINET_SBATCH_ARGS=f"{common} --time=00:10:00")
+               PATH=f"{BIN}:{os.environ['PATH']}", DANINET_SBATCH_ARGS=common)
     t0 = time.monotonic()
-    first = _run(["sbatch", "--parsable", *common.split(), "--time=00:01:00", "--signal=B:TERM@45",
-                  "--export=ALL", RECIPES / "slurm" / "train_group.sbatch"], env=env).stdout.strip().split(";")[0]
+    first = _run(["sbatch", "--parsable", *common.split(), "--export=ALL", RECIPES / "slurm" / "train_group.sbatch"],
+                 env=env).stdout.strip().split(";")[0]
+    logged = 0
+    while time.monotonic() - t0 < JOB_TIMEOUT and logged < 20:  # 20 steps done: the training runs
+        time.sleep(0.2)
+        if (out / "losses.tsv").is_file():
+            logged = max(0, len((out / "losses.tsv").read_text().splitlines()) - 1)
+    assert 20 <= logged < cfg.steps - 1, f"{logged} steps logged: the training did not run, or ended unstopped"
+    _run(["scancel", "--batch", "--signal=TERM", first])
     _wait_for_user_jobs()
     logs = {p.name: p.read_text() for p in sorted(tmp_path.glob("train_*.out"))}
-    print(f"[slurm] time-limited training chain in {time.monotonic() - t0:.0f} s: {len(logs)} jobs")
+    print(f"[slurm] signalled training chain in {time.monotonic() - t0:.0f} s: {len(logs)} jobs, "
+          f"signal after {logged} steps")
     text = "\n".join(logs.values())
-    assert (out / "model.pt").is_file(), text[-4000:]
-    assert len(logs) >= 2 and f"train_{first}.out" in logs, text[-4000:]
-    assert "resubmitted as job" in logs[f"train_{first}.out"], logs[f"train_{first}.out"][-3000:]
-    assert "resubmission 1" in text and "--resume" in text  # the next job resumed from the checkpoint
+    every_log = "\n".join(f"--- {name}\n{log}" for name, log in logs.items())
+    assert (out / "model.pt").is_file(), every_log[-4000:]
+    assert len(logs) >= 2 and f"train_{first}.out" in logs, every_log[-4000:]
+    assert "resubmitted as job" in logs[f"train_{first}.out"], every_log[-4000:]
+    assert "resubmission 1" in text and "--resume" in text, every_log[-4000:]  # the next job resumed
 
     torch.set_num_threads(1)
     train(cfg, store, tmp_path / "plain", progress=False)
