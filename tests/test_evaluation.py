@@ -116,6 +116,9 @@ def test_methods_are_paired_and_the_oracle_is_the_floor(evaluated, tmp_path):
         # TBM of the real follow-up recovers the true change better than no change at all
         assert by[(p.followup_session, ORACLE)] < 0.5 * by[(p.followup_session, IDENTITY)]
     assert rows["error_unsupervised"].notna().all() and rows["error_supervised"].notna().all()
+    from daninet_pipeline.evaluation.evaluate import ROW_COLUMNS  # an empty table's header
+
+    assert list(rows.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
     tsv, md = write_evaluation(rows, tmp_path)
     text = md.read_text()
     assert pd.read_csv(tsv, sep="\t").shape[0] == len(rows)

@@ -43,6 +43,12 @@ HORIZONS = (("<1", 0.0, 1.0), ("1-3", 1.0, 3.0), ("3-5", 3.0, 5.0), (">=5", 5.0,
 #: generated change from its own age (see ``Simulator.simulate``).
 EVAL_MODES = {"direct": "", "change": "-change"}
 METHOD_ORDER = (ORACLE, IDENTITY, POPULATION_MEAN, LINEAR)
+#: the columns of every row of :func:`score_pair` (each is followed by ``change_<region>``
+#: and ``true_<region>`` per evaluation region); the header of an empty table
+ROW_COLUMNS = ("subject", "start_session", "followup_session", "start_age", "years_ahead", "horizon",
+               "diagnosis", "scanner_change", "scans_up_to_start", "method", "measurement", "error",
+               "error_supervised", "error_unsupervised", "ssim", "psnr", "mae", "seconds_prediction",
+               "seconds_measurement", "seconds_start_segmentation")
 
 
 def horizon_of(years: float) -> str:
@@ -294,7 +300,7 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
                  pair.followup_session, pair.years, len(preds), time.perf_counter() - t0,
                  sum(seconds.values()), sum(r["seconds_measurement"] for r in new),
                  new[0]["seconds_start_segmentation"] if new else 0.0)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(ROW_COLUMNS))
 
 
 def choose_on_validation(candidates, sessions: pd.DataFrame, split: pd.DataFrame, *,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN
-from .evaluate import HORIZONS, METHOD_ORDER
+from .evaluate import HORIZONS, METHOD_ORDER, ROW_COLUMNS
 from .stats import PRIMARY, compare, comparison_table
 
 REFERENCES = (IDENTITY, POPULATION_MEAN)
@@ -122,12 +122,34 @@ def measurement_note(rows: pd.DataFrame, syn_iterations=None) -> str:
     return note
 
 
+#: how a table with no follow-up to score begins its one line (tables, model card, CLI)
+NOTHING_TO_EVALUATE = "Nothing to evaluate"
+
+
+def nothing_to_evaluate_line(test_subjects) -> str:
+    """The one line of an evaluation without a follow-up to score: which test subjects
+    there are (each with a single session), or that the test split is empty."""
+    test_subjects = sorted(str(s) for s in test_subjects)
+    if not test_subjects:
+        return (f"{NOTHING_TO_EVALUATE}: the test split has no subject (too few subjects to split); "
+                "the model was trained and written, but not scored.")
+    which = (f"test subject sub-{test_subjects[0]} has one session" if len(test_subjects) == 1 else
+             f"test subjects sub-{', sub-'.join(test_subjects)}: one session each")
+    return (f"{NOTHING_TO_EVALUATE}: no test subject has a follow-up session ({which}); "
+            "the model was trained and written, but not scored.")
+
+
 def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Path, Path]:
-    """``evaluation.tsv`` (every row) and ``evaluation.md`` (the tables) in ``out_dir``;
-    also written as ``group_eval.tsv``/``group_eval.md`` (the group level's names)."""
+    """``group_eval.tsv`` (every row) and ``group_eval.md`` (the tables) in ``out_dir``.
+    With no row, ``note`` is the whole table's text (:func:`nothing_to_evaluate_line`)
+    and the TSV has only its header."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tsv, md = out_dir / "group_eval.tsv", out_dir / "group_eval.md"
+    if rows.empty:
+        pd.DataFrame(columns=list(dict.fromkeys([*ROW_COLUMNS, *rows.columns]))).to_csv(tsv, sep="\t", index=False)
+        md.write_text("\n".join(["# Evaluation on the test split", "", note or NOTHING_TO_EVALUATE + ".", ""]))
+        return tsv, md
     rows.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
     same = rows[~rows["scanner_change"].astype(bool)]
     apart = rows[rows["scanner_change"].astype(bool)]

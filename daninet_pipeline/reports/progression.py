@@ -112,11 +112,19 @@ def write_group_report(model_dir, out_file=None, *, qc: pd.DataFrame | None = No
                  "subject.</p>", _table(errors)]
     eval_path = model_dir / "group_eval.tsv"
     if eval_path.is_file():
-        from ..evaluation.report import summarise
+        from ..evaluation.report import NOTHING_TO_EVALUATE, summarise
 
-        summary = summarise(pd.read_csv(eval_path, sep="\t"))
-        body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
-                 "each follow-up predicted from the last scan before it; <b>identity</b> copies that scan forward.</p>", _table(summary)]
+        rows = pd.read_csv(eval_path, sep="\t")
+        if rows.empty:  # no test follow-up: the table's one line says why
+            md = model_dir / "group_eval.md"
+            said = [line for line in (md.read_text().splitlines() if md.is_file() else [])
+                    if line.startswith(NOTHING_TO_EVALUATE)]
+            body += ["<h2>Evaluation on the test split</h2>",
+                     f"<p>{html.escape(said[0] if said else NOTHING_TO_EVALUATE + '.')}</p>"]
+        else:
+            body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
+                     "each follow-up predicted from the last scan before it; <b>identity</b> copies that scan "
+                     "forward.</p>", _table(summarise(rows))]
     split_path = model_dir / "split.tsv"
     if split_path.is_file():
         split = pd.read_csv(split_path, sep="\t")

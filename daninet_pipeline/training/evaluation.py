@@ -7,12 +7,15 @@ follow-ups (:mod:`daninet_pipeline.evaluation`), and several trained models side
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import BIDSInputError
 from .sessions import attach_derivatives
+
+LOG = logging.getLogger("daninet")
 
 
 def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
@@ -40,12 +43,14 @@ def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFra
     transfer step (the group level's node, to keep ``make demo`` short), said in the table."""
     from ..evaluation.baselines import PopulationMean
     from ..evaluation.evaluate import ModelPredictor, evaluate_pairs, followup_pairs, ground_truth_volumes
-    from ..evaluation.report import measurement_note, write_evaluation
+    from ..evaluation.report import measurement_note, nothing_to_evaluate_line, write_evaluation
 
     truth = ground_truth_volumes(bids_dir) if bids_dir is not None else None
     pairs = followup_pairs(sessions, split, truth=truth)
-    if not pairs:
-        raise BIDSInputError("the test split has no subject with a follow-up session")
+    if not pairs:  # the model stays trained and written; the table says why it has no row
+        line = nothing_to_evaluate_line(split.loc[split["split"] == "test", "subject"])
+        LOG.info("%s", line)
+        return write_evaluation(evaluate_pairs([]), out_dir, note=line)
     population_mean = PopulationMean.fit(sessions, split)
     models = [ModelPredictor(name, path, modes, transfer=transfer) for name, path in model_files.items()]
     rows = evaluate_pairs(pairs, population_mean=population_mean, models=models, measurements=measurements,

@@ -135,3 +135,46 @@ def test_evaluate_without_a_trained_model_is_one_line(demo_bids, tmp_path, capsy
     code = _group(demo_bids, out, tmp_path / "work", "--evaluate")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "no trained model" in err[0]
+
+
+def _single_session_test_subject(demo_bids, root, seed=1):
+    """A copy of the demo dataset whose test subject (the split of ``seed``) keeps only
+    its first session; the other subjects keep their follow-ups (for training)."""
+    import shutil
+
+    from daninet_pipeline.evaluation.split import split_subjects
+    from daninet_pipeline.training.sessions import gather_sessions
+
+    shutil.copytree(demo_bids, root)
+    table, _ = gather_sessions(root, root / "no-derivatives")
+    split = split_subjects(table, seed=seed)
+    test = list(split.loc[split["split"] == "test", "subject"])
+    assert test
+    for sub in test:
+        tsv = root / f"sub-{sub}" / f"sub-{sub}_sessions.tsv"
+        sessions = pd.read_csv(tsv, sep="\t", dtype=str)
+        for ses in sessions["session_id"].iloc[1:]:
+            shutil.rmtree(root / f"sub-{sub}" / ses)
+            shutil.rmtree(root / "derivatives" / "ground_truth" / f"sub-{sub}" / ses, ignore_errors=True)
+        sessions.iloc[:1].to_csv(tsv, sep="\t", index=False)
+    return root, test
+
+
+def test_no_test_follow_up_finishes_and_says_there_was_nothing_to_evaluate(demo_bids, tmp_path, capsys):
+    """A test split whose subjects have a single session: the group level still writes
+    the model, its card and its report, and says in one line that nothing was evaluated."""
+    bids, test = _single_session_test_subject(demo_bids, tmp_path / "bids")
+    out = tmp_path / "out"
+    fake_derivatives(bids, out)
+    code = _group(bids, out, tmp_path / "work", "--config", _config(tmp_path / "tiny.json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    model_dir = out / "models" / "tiny"
+    for name in ("model.pt", "model_card.md", "report.html", "group_eval.tsv", "group_eval.md"):
+        assert (model_dir / name).is_file(), name
+    said = [line for line in captured.out.splitlines() if "nothing to evaluate" in line.lower()]
+    assert len(said) == 1 and f"sub-{test[0]}" in said[0], captured.out
+    assert "nothing to evaluate" in (model_dir / "group_eval.md").read_text().lower()
+    assert "nothing to evaluate" in (model_dir / "model_card.md").read_text().lower()
+    assert "nothing to evaluate" in (model_dir / "report.html").read_text().lower()
+    assert pd.read_csv(model_dir / "group_eval.tsv", sep="\t").empty
