@@ -21,8 +21,8 @@ time. Stages:
 4. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
    Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows;
    each subject's rows are in Nipype's work folder (``benchmarks/evaluation_partial.py``
-   tables them while it runs; a restarted stage was seen to re-run finished subjects,
-   so within this stage resuming is not yet per subject). Writes
+   tables them while it runs; a restarted stage re-runs no finished subject: tested in
+   ``tests/group/test_evaluation_rerun.py``). Writes
    ``DIR/out/models/evaluation/``:
    ``evaluation.tsv`` (one row per follow-up, method and measurement),
    ``evaluation.md`` (the tables with intervals), ``seconds_per_followup``.
@@ -110,6 +110,7 @@ def stage_truth_derivatives(root: Path, opts) -> None:
 
 
 def stage_train(root: Path, name: str, opts) -> None:
+    from daninet_pipeline.atomic import write_text
     from daninet_pipeline.training.sessions import gather_sessions
     from daninet_pipeline.workflows.group import init_group_wf
 
@@ -117,9 +118,8 @@ def stage_train(root: Path, name: str, opts) -> None:
     table, missing = gather_sessions(root / "bids", root / "out")
     if missing:
         raise SystemExit(f"[bench] no participant-level derivatives for sub-{missing[0]}: run the participant stage")
-    sessions_tsv = root / "work" / "bench_sessions.tsv"
-    sessions_tsv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
+    # the same table keeps its time stamp, so the split node stays cached (Nipype hashes by time stamp)
+    sessions_tsv = write_text(root / "work" / "bench_sessions.tsv", table.to_csv(sep="\t", index=False, na_rep="n/a"))
     wf = init_group_wf(bids_dir=root / "bids", output_dir=root / "out", config=str(config),
                        seed=0, evaluate=False)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)

@@ -72,9 +72,13 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
 
 def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, nprocs: int = 1,
                    measurements=("tbm", "atropos"), plugin: str = "MultiProc") -> tuple[Path, Path]:
-    """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`."""
+    """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`.
+
+    Run again with the same ``work_dir`` (a restart), every node that finished is cached:
+    the sessions table is rewritten only when its content changes."""
     import pandas as pd
 
+    from ..atomic import write_text
     from ..training.sessions import gather_sessions
 
     splits = {name: Path(path).parent / "split.tsv" for name, path in models.items()}
@@ -85,9 +89,10 @@ def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, npr
     split_tsv = next(iter(splits.values()))
     sessions, _ = gather_sessions(bids_dir, output_dir)
     work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    sessions_tsv = work / "evaluation_sessions.tsv"
-    sessions.to_csv(sessions_tsv, sep="\t", index=False, na_rep="n/a")
+    # written only when its content changes: Nipype hashes an input file by path and time
+    # stamp, so a rewritten copy re-ran the population mean and every finished subject
+    sessions_tsv = write_text(work / "evaluation_sessions.tsv",
+                              sessions.to_csv(sep="\t", index=False, na_rep="n/a"))
     n_sessions = sessions.assign(session=sessions["session"].fillna("")).groupby("subject")["session"].nunique()
     subjects = sorted(s for s in next(iter(tests.values())) if n_sessions.get(s, 0) >= 2)
     wf = init_evaluation_wf(subjects=subjects, models=models, out_dir=out_dir, bids_dir=bids_dir,
