@@ -218,8 +218,10 @@ def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = 
 
 def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measurements=measure.MEASUREMENTS,
                regions_cache: dict | None = None, supervised: set[str] | None = None,
-               syn_iterations=None, seconds: dict | None = None) -> list[dict]:
-    """Rows (one per method x measurement) scoring ``predictions`` of ``pair``.
+               syn_iterations=None, syn_voxel_mm=None, seconds: dict | None = None) -> list[dict]:
+    """Rows (one per method x measurement) scoring ``predictions`` of ``pair``; TBM with
+    ``syn_iterations`` per level on a grid of ``syn_voxel_mm`` at least
+    (:func:`~daninet_pipeline.evaluation.measure.tbm_change`).
 
     Each row has ``seconds_prediction`` (the method's prediction, from ``seconds``) and
     ``seconds_measurement`` (its regional change by that measurement); the starting
@@ -241,13 +243,16 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
     image_scores = {m: {"ssim": ssim_in_mask(p, real, fu_mask, data_range), "psnr": psnr_in_mask(p, real, fu_mask, data_range),
                         "mae": mae_in_mask(p, real, fu_mask)} for m, p in predictions.items()}
     t0 = time.perf_counter()
-    posteriors = measure.tissue_posteriors(start, measure.dilated(start_mask), zooms)
+    # the starting scan's tissue: TBM's weights, on TBM's grid unless Atropos compares
+    # other images' tissue with it (then on the images' own)
+    posteriors = measure.tissue_posteriors(start, measure.dilated(start_mask), zooms,
+                                           voxel_mm=None if "atropos" in measurements else syn_voxel_mm)
     seconds_segmentation = time.perf_counter() - t0
     rows = []
     for meas in measurements:
         kwargs = {"start_posteriors": posteriors}
         if meas == "tbm":
-            kwargs["iterations"] = syn_iterations
+            kwargs.update(iterations=syn_iterations, voxel_mm=syn_voxel_mm)
 
         def change_of(image, meas=meas, kwargs=kwargs):
             return measure.measure_change(meas, start, image, start_mask, labels, regions, zooms, **kwargs)
@@ -284,7 +289,8 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
 
 
 def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
-                   measurements=measure.MEASUREMENTS, syn_iterations=None, linear: bool = True) -> pd.DataFrame:
+                   measurements=measure.MEASUREMENTS, syn_iterations=None, syn_voxel_mm=None,
+                   linear: bool = True) -> pd.DataFrame:
     """:func:`score_pair` over ``pairs``; one row per follow-up, method and measurement."""
     rows, cache = [], {}
     supervised = supervised_regions()
@@ -293,7 +299,7 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
         preds = predictions_for(pair, population_mean=population_mean, models=models, linear=linear,
                                 seconds=seconds)
         new = score_pair(pair, preds, measurements=measurements, regions_cache=cache, supervised=supervised,
-                         syn_iterations=syn_iterations, seconds=seconds)
+                         syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, seconds=seconds)
         rows += new
         LOG.info("evaluated sub-%s ses-%s -> ses-%s (%.1f years, %d methods) in %.0f s: predictions %.0f s, "
                  "measurements %.0f s, starting scan's segmentation %.0f s", pair.subject, pair.start_session,

@@ -98,7 +98,7 @@ def primary_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
             f"{c['n_followups']} follow-ups).")
 
 
-def measurement_note(rows: pd.DataFrame, syn_iterations=None) -> str:
+def measurement_note(rows: pd.DataFrame, syn_iterations=None, syn_voxel_mm=None) -> str:
     """One sentence: the measurements of ``rows``, TBM's SyN setting, and the seconds the
     predictions and the measurements took per follow-up (wall time, from the rows)."""
     from .measure import SYN_ITERATIONS
@@ -107,7 +107,9 @@ def measurement_note(rows: pd.DataFrame, syn_iterations=None) -> str:
     parts = []
     if "tbm" in set(rows["measurement"]):
         parts.append(f"TBM with SyN iterations {'x'.join(map(str, iterations))} per level "
-                     f"({len(iterations)} level{'s' if len(iterations) > 1 else ''}, the last at full resolution)")
+                     f"({len(iterations)} level{'s' if len(iterations) > 1 else ''}, the last at full resolution"
+                     + (f" of a grid of {syn_voxel_mm:g} mm voxels at least: finer images registered on their "
+                        "block means" if syn_voxel_mm else "") + ")")
     if "atropos" in set(rows["measurement"]):
         parts.append("Atropos")
     note = "Measured by " + " and ".join(parts) + "."

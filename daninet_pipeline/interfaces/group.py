@@ -157,6 +157,9 @@ class _EvalInputSpec(BaseInterfaceInputSpec):
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
     syn_iterations = traits.List(traits.Int, desc="TBM's SyN iterations per level (default: "
                                  "evaluation.measure.QUICK_SYN_ITERATIONS, the group level's quick setting)")
+    syn_voxel_mm = traits.Float(desc="TBM registers on a grid this coarse at least (default: "
+                                "evaluation.measure.QUICK_SYN_VOXEL_MM, the group level's quick setting; "
+                                "0: the images' own grid)")
     transfer = traits.Bool(False, usedefault=True,
                            desc="fine-tune the model on each subject's scans up to the start first, as "
                                 "configured (off: the group level's quick evaluation; the benchmark applies it)")
@@ -169,8 +172,8 @@ class _EvalOutputSpec(TraitedSpec):
 
 class EvaluateTestSplit(SimpleInterface):
     """Predict the test subjects' follow-ups with the model and the baselines and score
-    them by TBM: the group level's quick evaluation (quick SyN setting, no transfer step
-    unless ``transfer``; :func:`~daninet_pipeline.training.evaluation.evaluate_test_split`)."""
+    them by TBM: the group level's quick evaluation (quick SyN setting on a grid of 2 mm
+    at least, no transfer step unless ``transfer``; :func:`~daninet_pipeline.training.evaluation.evaluate_test_split`)."""
 
     input_spec = _EvalInputSpec
     output_spec = _EvalOutputSpec
@@ -185,7 +188,9 @@ class EvaluateTestSplit(SimpleInterface):
         tsv, md = evaluate_test_split(
             self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), runtime.cwd,
             bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None,
-            syn_iterations=iterations, transfer=self.inputs.transfer)
+            syn_iterations=iterations, transfer=self.inputs.transfer,
+            syn_voxel_mm=self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm)
+            else measure.QUICK_SYN_VOXEL_MM)
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime

@@ -20,17 +20,17 @@ LOG = logging.getLogger("daninet")
 
 def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
                         bids_dir=None, *, method: str = "daninet", measurements=("tbm",),
-                        syn_iterations=None, transfer: bool = True) -> tuple[Path, Path]:
+                        syn_iterations=None, syn_voxel_mm=None, transfer: bool = True) -> tuple[Path, Path]:
     """Predict each test follow-up from the last scan before it with the model and the
     baselines, and score them (:mod:`daninet_pipeline.evaluation`); write
     ``group_eval.tsv`` and ``group_eval.md`` in ``out_dir``."""
     return evaluate_models({method: model_file}, sessions, split, out_dir, bids_dir, measurements=measurements,
-                           syn_iterations=syn_iterations, transfer=transfer)
+                           syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, transfer=transfer)
 
 
 def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
                     bids_dir=None, *, modes=("direct", "change"), measurements=("tbm",),
-                    syn_iterations=None, transfer: bool = True) -> tuple[Path, Path]:
+                    syn_iterations=None, syn_voxel_mm=None, transfer: bool = True) -> tuple[Path, Path]:
     """:func:`evaluate_test_split` for several models at once, on the same test follow-ups:
     rows ``oracle``, ``identity``, ``population-mean`` (learned on the training split),
     ``linear`` (where two scans or more precede the start) and, for each name -> model
@@ -39,7 +39,9 @@ def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFra
     ``make demo`` short; the benchmark uses both). ``syn_iterations``: TBM's SyN
     iterations per level (default :data:`~daninet_pipeline.evaluation.measure.SYN_ITERATIONS`;
     the group level's node passes :data:`~daninet_pipeline.evaluation.measure.QUICK_SYN_ITERATIONS`),
-    said in the table. ``transfer=False``: the models are scored without their configured
+    said in the table; ``syn_voxel_mm``: the coarsest grid TBM registers on (default: the
+    images' own; the group level's node passes
+    :data:`~daninet_pipeline.evaluation.measure.QUICK_SYN_VOXEL_MM`). ``transfer=False``: the models are scored without their configured
     transfer step (the group level's node, to keep ``make demo`` short), said in the table."""
     from ..evaluation.baselines import PopulationMean
     from ..evaluation.evaluate import ModelPredictor, evaluate_pairs, followup_pairs, ground_truth_volumes
@@ -54,8 +56,8 @@ def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFra
     population_mean = PopulationMean.fit(sessions, split)
     models = [ModelPredictor(name, path, modes, transfer=transfer) for name, path in model_files.items()]
     rows = evaluate_pairs(pairs, population_mean=population_mean, models=models, measurements=measurements,
-                          syn_iterations=syn_iterations)
-    note = measurement_note(rows, syn_iterations)
+                          syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm)
+    note = measurement_note(rows, syn_iterations, syn_voxel_mm)
     skipped = [m for m in models if m.configured_transfer_steps and not m.transfer_steps]
     if skipped:
         note += (" The model rows are scored **without** the model's transfer step ("
