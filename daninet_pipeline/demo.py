@@ -13,7 +13,8 @@ the ``daninet`` command line:
 5. the validator on the derivatives;
 
 and prints the evaluation table and where the reports are: each level writes its own
-(``OUTPUT_DIR/sub-X.html`` by the participant level, updated with the simulated images by
+(``OUTPUT_DIR/sub-X.html`` by the participant level, updated with the simulated images and,
+for the test subjects, the regional volumes against age that the evaluation predicted by
 the simulation; ``OUTPUT_DIR/models/<config>/report.html`` by the group level), and
 ``OUTPUT_DIR/logs/CITATION.md`` the methods paragraph of the last run. Each step reuses the
 outputs of an earlier run (Nipype's cache in ``DEMO_DIR/work``).

@@ -31,6 +31,11 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
     "Left_Ventricle": ("Left_Lateral_Ventricle", "Left_Inf_Lat_Vent"),
     "Right_Ventricle": ("Right_Lateral_Ventricle", "Right_Inf_Lat_Vent"),
     "Third_Ventricle": ("3rd_Ventricle",),
+    # atrophy that L_reg's default regions (DEFAULT_REGIONS below) do not supervise
+    "Left_Precuneus": ("Left_PCu_precuneus",),
+    "Right_Precuneus": ("Right_PCu_precuneus",),
+    "Left_PosteriorCingulate": ("Left_PCgG_posterior_cingulate_gyrus",),
+    "Right_PosteriorCingulate": ("Right_PCgG_posterior_cingulate_gyrus",),
 }
 
 
@@ -42,7 +47,8 @@ def group_labels(groups: dict[str, tuple[str, ...]] = REGION_GROUPS) -> tuple[st
 #: L_reg's regions unless a configuration names others (``TrainConfig.regions``): the
 #: medial temporal lobe, the ventricles and the thalamus (a region with little change).
 #: Deliberately not every group: the evaluation scores regions L_reg does not supervise
-#: (the lateral temporal gyri here) apart from those it does.
+#: (the lateral temporal gyri, the precuneus and the posterior cingulate here) apart from
+#: those it does.
 DEFAULT_REGIONS: tuple[str, ...] = (
     "Left_Hippocampus", "Right_Hippocampus", "Left_Amygdala", "Right_Amygdala",
     "Left_Lateral_Ventricle", "Right_Lateral_Ventricle", "3rd_Ventricle",

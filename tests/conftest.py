@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from daninet_pipeline.data.synthetic import write_dataset
+from daninet_pipeline.data.synthetic import DATA_MODEL_VERSION, write_dataset
 
 DEMO_SUBJECTS = 3
 DEMO_SEED = 3
@@ -22,7 +22,10 @@ DEMO_SEED = 3
 
 def _shared_dataset(tmp_path_factory, name: str, **kwargs) -> Path:
     root = tmp_path_factory.getbasetemp().parent  # shared by all xdist workers
-    out = root / name
+    # the folder outlives the test session (and is shared by checkouts of other versions
+    # on this machine): its name carries the data model, so an older generator's dataset
+    # is never taken for this one's
+    out = root / f"{name}_dm{DATA_MODEL_VERSION}"
     with FileLock(str(out) + ".lock"):
         if not (out / "dataset_description.json").is_file():
             write_dataset(out, **kwargs)

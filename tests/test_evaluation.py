@@ -1,4 +1,4 @@
-"""Subject split and the evaluation of predictions beside the identity answer."""
+"""Subject split, and the evaluation of every method from the same starting scan."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from daninet_pipeline.evaluation.baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN, PopulationMean
 from daninet_pipeline.evaluation.evaluate import (
-    IDENTITY,
-    FollowUp,
-    evaluate_followups,
+    evaluate_pairs,
+    followup_pairs,
+    ground_truth_volumes,
     horizon_of,
-    summarise,
-    to_markdown,
-    write_evaluation,
+    supervised_regions,
 )
+from daninet_pipeline.evaluation.report import summarise, write_evaluation
 from daninet_pipeline.evaluation.split import split_subjects
 
 TPL = "MNI152NLin2009aSym"
@@ -52,57 +52,115 @@ def test_split_refuses_bad_fractions():
 
 
 def test_horizons():
-    assert [horizon_of(y) for y in (0.5, 1.0, 2.9, 3.0, 6.0)] == ["<1", "1-3", "1-3", ">=3", ">=3"]
+    assert [horizon_of(y) for y in (0.5, 1.0, 2.9, 3.0, 4.99, 5.0, 8.0)] == [
+        "<1", "1-3", "1-3", "3-5", "3-5", ">=5", ">=5"]
     with pytest.raises(ValueError):
         horizon_of(-1)
 
 
-def _truth_pair(demo_bids, with_truth: bool):
-    truth = demo_bids / "derivatives" / "ground_truth"
-    vols = pd.read_csv(truth / "regional_volumes.tsv", sep="\t")
-    span = vols.groupby("participant_id")["years_since_baseline"].max()
-    sub = span.idxmax()
-    v = vols[vols["participant_id"] == sub]
-    first, last = v["session_id"].iloc[0], v.loc[v["years_since_baseline"].idxmax(), "session_id"]
-    anat = lambda ses: truth / sub / ses / "anat"
-    img = lambda ses: anat(ses) / f"{sub}_{ses}_space-{TPL}_desc-noisefree_T1w.nii.gz"
-    change = None
-    if with_truth:
-        a = v[v["session_id"] == first].set_index("region")["volume_template_mm3"]
-        b = v[v["session_id"] == last].set_index("region")["volume_template_mm3"]
-        change = (b / a - 1).to_dict()
-    return FollowUp(sub, first, last, float(span.max()), img(first), img(last),
-                    anat(last) / f"{sub}_{last}_space-{TPL}_desc-brain_mask.nii.gz",
-                    predictions={"oracle": img(last)}, true_change=change)
+def test_regions_outside_l_reg_are_scored_apart():
+    sup = supervised_regions()
+    assert {"Left_Hippocampus", "Left_Ventricle", "Left_Entorhinal"} <= sup
+    assert not {"Left_Precuneus", "Right_PosteriorCingulate"} & sup
 
 
-def test_a_perfect_prediction_beats_identity(demo_bids, tmp_path):
-    results = evaluate_followups([_truth_pair(demo_bids, with_truth=False)])
-    by = results.set_index("method")
-    assert by.loc["oracle", "ssim"] == pytest.approx(1.0)
-    assert by.loc["oracle", "volume_change_error"] == 0.0
-    assert by.loc[IDENTITY, "volume_change_error"] > 0.005
-    assert by.loc[IDENTITY, "ssim"] < 1.0 and by.loc[IDENTITY, "mae"] > 0
-    tsv, md = write_evaluation(results, tmp_path)
-    assert pd.read_csv(tsv, sep="\t").shape[0] == 2
-    assert "| identity |" in md.read_text() and "| oracle |" in md.read_text()
+def truth_sessions(demo_bids) -> pd.DataFrame:
+    """The demo dataset's sessions with its noise-free template-space truth standing in
+    for the participant level's derivatives."""
+    root = demo_bids / "derivatives" / "ground_truth"
+    rows = []
+    for tsv in sorted(demo_bids.glob("sub-*/sub-*_sessions.tsv")):
+        sub = tsv.parent.name
+        for _, r in pd.read_csv(tsv, sep="\t").iterrows():
+            ses = r["session_id"]
+            anat = root / sub / ses / "anat"
+            rows.append({"subject": sub[4:], "session": ses[4:], "age": float(r["age"]),
+                         "diagnosis": r["diagnosis"] if isinstance(r["diagnosis"], str) else None,
+                         "t1w": str(demo_bids / sub / ses / "anat" / f"{sub}_{ses}_T1w.nii.gz"),
+                         "preproc": str(anat / f"{sub}_{ses}_space-{TPL}_desc-noisefree_T1w.nii.gz"),
+                         "mask": str(anat / f"{sub}_{ses}_space-{TPL}_desc-brain_mask.nii.gz")})
+    return pd.DataFrame(rows)
 
 
-def test_identity_scores_the_true_change_from_ground_truth(demo_bids):
-    pair = _truth_pair(demo_bids, with_truth=True)
-    results = evaluate_followups([pair]).set_index("method")
-    regions = [k for k in pair.true_change if k != "Brain"]
-    expected = np.mean([abs(pair.true_change[k]) for k in regions])
-    assert results.loc[IDENTITY, "volume_change_error"] == pytest.approx(expected, rel=1e-6)
-    # the real follow-up, measured with the intensity proxy, is closer to the truth
-    assert results.loc["oracle", "volume_change_error"] < results.loc[IDENTITY, "volume_change_error"]
+@pytest.fixture(scope="module")
+def evaluated(demo_bids):
+    sessions = truth_sessions(demo_bids)
+    counts = sessions.groupby("subject").size().sort_values()
+    test = counts.index[counts >= 3][0]  # three sessions: two follow-ups, one with a linear row
+    split = pd.DataFrame({"subject": counts.index,
+                          "split": ["test" if s == test else "train" for s in counts.index]})
+    pairs = followup_pairs(sessions, split, truth=ground_truth_volumes(demo_bids))
+    rows = evaluate_pairs(pairs, population_mean=PopulationMean.fit(sessions, split), measurements=("tbm",),
+                          syn_iterations=(10,))  # one level at full resolution: fast enough for a test
+    return sessions, split, pairs, rows
 
 
-def test_summary_orders_identity_first_within_each_horizon():
-    rows = pd.DataFrame([
-        {"method": m, "horizon": h, "ssim": 0.9, "psnr": 30.0, "mae": 0.1, "volume_change_error": 0.01}
-        for h in (">=3", "<1") for m in ("full", IDENTITY)])
-    s = summarise(rows)
-    assert list(zip(s["horizon"], s["method"])) == [("<1", IDENTITY), ("<1", "full"),
-                                                   (">=3", IDENTITY), (">=3", "full")]
-    assert to_markdown(s).count("\n") == 6
+def test_every_followup_starts_from_the_last_scan_before_it(evaluated):
+    sessions, split, pairs, _ = evaluated
+    test = split.loc[split["split"] == "test", "subject"].iloc[0]
+    own = sessions[sessions["subject"] == test].sort_values("age")
+    assert [(p.start_session, p.followup_session) for p in pairs] == list(zip(own["session"], own["session"][1:]))
+    assert [len(p.earlier) for p in pairs] == list(range(1, len(own)))
+    assert all(p.true_change is not None and "Left_Precuneus" in p.true_change for p in pairs)
+
+
+def test_methods_are_paired_and_the_oracle_is_the_floor(evaluated, tmp_path):
+    _, _, pairs, rows = evaluated
+    per_method = rows.groupby("method").size()
+    assert per_method[ORACLE] == per_method[IDENTITY] == per_method[POPULATION_MEAN] == len(pairs)
+    assert per_method[LINEAR] == len(pairs) - 1  # the first follow-up has one scan up to its start
+    by = rows.set_index(["followup_session", "method"])["error"]
+    for p in pairs:
+        truth = np.mean([abs(v) for k, v in p.true_change.items() if k != "Brain"])
+        assert by[(p.followup_session, IDENTITY)] == pytest.approx(truth, rel=1e-6)  # identity: no change
+        # TBM of the real follow-up recovers the true change better than no change at all
+        assert by[(p.followup_session, ORACLE)] < 0.5 * by[(p.followup_session, IDENTITY)]
+    assert rows["error_unsupervised"].notna().all() and rows["error_supervised"].notna().all()
+    from daninet_pipeline.evaluation.evaluate import ROW_COLUMNS  # an empty table's header
+
+    assert list(rows.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+    tsv, md = write_evaluation(rows, tmp_path)
+    text = md.read_text()
+    assert pd.read_csv(tsv, sep="\t").shape[0] == len(rows)
+    assert "Primary comparison" in text and "not available in this run" in text
+    assert "| tbm |" in text and "95% interval" in text
+    summary = summarise(rows)
+    assert list(summary["method"][:3]) == [ORACLE, IDENTITY, POPULATION_MEAN]
+
+
+def test_rows_say_where_the_time_goes_and_the_table_the_measurement_setting(evaluated):
+    from daninet_pipeline.evaluation.report import measurement_note
+
+    _, _, pairs, rows = evaluated
+    assert rows[["seconds_prediction", "seconds_measurement", "seconds_start_segmentation"]].ge(0).all().all()
+    # identity is measured without a registration (an image against itself has no change)
+    assert (rows.loc[rows["method"] == IDENTITY, "seconds_prediction"] == 0).all()
+    note = measurement_note(rows, (10,))
+    assert "SyN iterations 10 per level (1 level" in note and f"{len(pairs)} follow-ups" in note
+    assert "Atropos" not in note.split("Time")[0]
+
+
+class _Fixed:
+    """A stand-in checkpoint: predicts the real follow-up (``perfect``) or no change."""
+
+    def __init__(self, name, perfect):
+        self.name, self.perfect = name, perfect
+
+    def predict(self, pair, start):
+        import nibabel as nib
+
+        image = np.asarray(nib.load(pair.followup).dataobj, np.float32) if self.perfect else start
+        return {self.name + "-change": image}
+
+
+def test_the_validation_split_chooses_the_checkpoint_and_the_test_split_is_never_read(demo_bids, tmp_path):
+    from daninet_pipeline.evaluation.evaluate import choose_on_validation
+
+    sessions = truth_sessions(demo_bids)
+    subjects = sorted(sessions["subject"].unique())
+    split = pd.DataFrame({"subject": subjects, "split": ["validation", "test", "train"][:len(subjects)]})
+    test = split.loc[split["split"] == "test", "subject"].iloc[0]
+    sessions.loc[sessions["subject"] == test, "preproc"] = str(tmp_path / "missing.nii.gz")
+    chosen, scores = choose_on_validation([_Fixed("step100", False), _Fixed("step300", True)], sessions, split,
+                                          truth=ground_truth_volumes(demo_bids), syn_iterations=(10,))
+    assert chosen == "step300" and scores["step300"] < scores["step100"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -13,8 +14,15 @@ import pytest
 
 from daninet_pipeline.bids import run_validator
 from daninet_pipeline.data import anatomy
+from daninet_pipeline.data.synthetic import (
+    DATA_MODEL_VERSION,
+    FIELD_CONTRAST,
+    SHAPES,
+    VISIT_MONTHS,
+    plan_cohort,
+    write_dataset,
+)
 from daninet_pipeline.regions import REGION_GROUPS
-from daninet_pipeline.data.synthetic import SHAPES, VISIT_MONTHS, plan_cohort, write_dataset
 
 TRUTH = "derivatives/ground_truth"
 
@@ -56,10 +64,10 @@ def test_cohort_follows_the_study_design():
     plans = plan_cohort(300, seed=5)
     order = {"CN": 0, "MCI": 1, "AD": 2}
     for p in plans:
-        assert 55.0 <= p.age_bl <= 85.0
-        assert 2 <= len(p.sessions) <= 5
+        assert 55.0 <= p.age_bl <= 88.0
+        assert 2 <= len(p.sessions) <= 6
         span = p.sessions[-1].years
-        assert 0.5 - 0.06 <= span <= 6.0 + 0.06  # ADNI visit windows: +-20 days
+        assert 0.5 - 0.06 <= span <= 8.0 + 0.06  # ADNI visit windows: +-20 days
         ranks = [order[s.diagnosis] for s in p.sessions]
         assert ranks == sorted(ranks), "diagnosis went back"
         assert all(int(s.label[1:]) in VISIT_MONTHS for s in p.sessions)
@@ -74,6 +82,12 @@ def test_cohort_follows_the_study_design():
         assert hippo == sorted(hippo, reverse=True) and vent == sorted(vent)
     diagnoses = {s.diagnosis for p in plans for s in p.sessions}
     assert diagnoses == {"CN", "MCI", "AD"}
+    mix = pd.Series([p.sessions[0].diagnosis for p in plans]).value_counts(normalize=True)
+    assert abs(mix["CN"] - 0.3) < 0.07 and abs(mix["MCI"] - 0.5) < 0.07 and abs(mix["AD"] - 0.2) < 0.07
+    # every horizon from the last scan before a follow-up exists, >= 5 years included
+    gaps = np.array([b.years - a.years for p in plans for a, b in zip(p.sessions, p.sessions[1:])])
+    for lo, hi in ((0, 1), (1, 3), (3, 5), (5, 9)):
+        assert ((gaps >= lo) & (gaps < hi)).sum() >= 20, (lo, hi)
     converters = sum(p.sessions[0].diagnosis != p.sessions[-1].diagnosis for p in plans)
     assert 0 < converters < len(plans)
 
@@ -221,3 +235,55 @@ def test_subject_warp_has_no_affine_part():
     coef, *_ = np.linalg.lstsq(design, out[(slice(None), *idx.T)].T, rcond=None)
     assert np.abs(coef).max() < 1e-4
     assert np.abs(out).max() > 0.1  # the non-linear part is kept
+
+
+def test_baseline_already_shows_the_atrophy_of_age_and_diagnosis():
+    plans = plan_cohort(400, seed=6)
+    frame = pd.DataFrame([{"age": p.age_bl, "dx": p.sessions[0].diagnosis,
+                           "hippo": p.prior_change["Hippocampus"], "vent": p.prior_change["Ventricle"]}
+                          for p in plans])
+    old, young = frame[frame["age"] > 78], frame[frame["age"] < 65]
+    assert old["hippo"].mean() < young["hippo"].mean() - 0.03 and old["vent"].mean() > young["vent"].mean() + 0.05
+    by_dx = frame.groupby("dx")[["hippo", "vent"]].mean()
+    assert by_dx.loc["AD", "hippo"] < by_dx.loc["MCI", "hippo"] < by_dx.loc["CN", "hippo"] < 0
+    assert by_dx.loc["AD", "vent"] > by_dx.loc["MCI", "vent"] > by_dx.loc["CN", "vent"] > 0
+
+
+def test_rates_are_partly_explained_by_what_the_baseline_shows():
+    plans = plan_cohort(400, seed=7)
+    log_rate = np.array([np.log(p.rate_multiplier["Hippocampus"]) for p in plans])
+    explained = np.array([p.explained_log_rate for p in plans])
+    unexplained = np.array([p.unexplained_log_rate["Hippocampus"] for p in plans])
+    assert np.allclose(log_rate, explained + unexplained)
+    share = explained.var() / log_rate.var()
+    assert 0.4 < share < 0.95, share  # a real part for a personal model, a real part of noise
+    # the explained part is visible at baseline: more atrophy than peers of the same age and diagnosis
+    frame = pd.DataFrame({"dx": [p.sessions[0].diagnosis for p in plans], "age": [p.age_bl for p in plans],
+                          "prior": [p.prior_change["Hippocampus"] for p in plans], "explained": explained})
+    frame = frame[(frame["dx"] != "CN") | (frame["age"] > 60)]  # young CN brains show no atrophy yet
+    resid = frame["prior"] - frame.groupby("dx")["prior"].transform("mean")
+    assert np.corrcoef(resid, frame["explained"])[0, 1] < -0.3
+
+
+def test_some_subjects_move_from_15t_to_3t_with_a_contrast_change(demo_bids):
+    plans = plan_cohort(300, seed=8)
+    moves = [p for p in plans if p.sessions[0].field_strength != p.sessions[-1].field_strength]
+    assert 0.15 < len(moves) / len(plans) < 0.5
+    assert all(p.sessions[0].field_strength == 1.5 and p.sessions[-1].field_strength == 3.0 for p in moves)
+    assert FIELD_CONTRAST[1.5] < FIELD_CONTRAST[3.0] == 1.0
+    for sidecar in demo_bids.glob("sub-*/ses-*/anat/*_T1w.json"):
+        meta = json.loads(sidecar.read_text())
+        assert meta["MagneticFieldStrength"] in (1.5, 3.0) and meta["Manufacturer"]
+    description = json.loads((demo_bids / "dataset_description.json").read_text())
+    assert DATA_MODEL_VERSION in description["GeneratedBy"][0]["Description"]
+    assert (demo_bids / "CHANGES").read_text().startswith(DATA_MODEL_VERSION)
+
+
+def test_regions_outside_l_reg_also_lose_volume(demo_bids):
+    vols = pd.read_csv(demo_bids / TRUTH / "regional_volumes.tsv", sep="\t")
+    model = json.loads((demo_bids / TRUTH / "atrophy_model.json").read_text())
+    assert "Left_Precuneus" not in model["regions_supervised_by_default_L_reg"]
+    assert "Left_Hippocampus" in model["regions_supervised_by_default_L_reg"]
+    pre = vols[vols["region"] == "Left_Precuneus"].sort_values(["participant_id", "years_since_baseline"])
+    last = pre.groupby("participant_id")["volume_template_mm3"].agg(lambda v: v.iloc[-1] / v.iloc[0] - 1)
+    assert (last < 0).all()

@@ -26,6 +26,8 @@ ANNUAL_RATES: dict[str, dict[str, float]] = {
     "Entorhinal": {"CN": -0.012, "MCI": -0.030, "AD": -0.055},
     "Temporal": {"CN": -0.005, "MCI": -0.012, "AD": -0.025},
     "Ventricle": {"CN": 0.025, "MCI": 0.050, "AD": 0.080},
+    "Precuneus": {"CN": -0.006, "MCI": -0.015, "AD": -0.030},
+    "PosteriorCingulate": {"CN": -0.006, "MCI": -0.014, "AD": -0.028},
     "Brain": {"CN": -0.003, "MCI": -0.008, "AD": -0.015},
 }
 

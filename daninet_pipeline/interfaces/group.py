@@ -155,26 +155,42 @@ class _EvalInputSpec(BaseInterfaceInputSpec):
     sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     split_tsv = File(exists=True, mandatory=True, desc="output of SplitSubjects")
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
+    syn_iterations = traits.List(traits.Int, desc="TBM's SyN iterations per level (default: "
+                                 "evaluation.measure.QUICK_SYN_ITERATIONS, the group level's quick setting)")
+    syn_voxel_mm = traits.Float(desc="TBM registers on a grid this coarse at least (default: "
+                                "evaluation.measure.QUICK_SYN_VOXEL_MM, the group level's quick setting; "
+                                "0: the images' own grid)")
+    transfer = traits.Bool(False, usedefault=True,
+                           desc="fine-tune the model on each subject's scans up to the start first, as "
+                                "configured (off: the group level's quick evaluation; the benchmark applies it)")
 
 
 class _EvalOutputSpec(TraitedSpec):
     eval_tsv = File(exists=True, desc="one row per test follow-up and method")
-    eval_md = File(exists=True, desc="summary by years ahead, identity beside the model")
+    eval_md = File(exists=True, desc="tables by horizon and diagnosis, with bootstrap intervals and verdicts")
 
 
 class EvaluateTestSplit(SimpleInterface):
-    """Simulate the test subjects' follow-ups and score them beside the identity answer."""
+    """Predict the test subjects' follow-ups with the model and the baselines and score
+    them by TBM: the group level's quick evaluation (quick SyN setting on a grid of 2 mm
+    at least, no transfer step unless ``transfer``; :func:`~daninet_pipeline.training.evaluation.evaluate_test_split`)."""
 
     input_spec = _EvalInputSpec
     output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
+        from ..evaluation import measure
         from ..training.evaluation import evaluate_test_split
 
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
+        iterations = (tuple(self.inputs.syn_iterations) if isdefined(self.inputs.syn_iterations)
+                      and self.inputs.syn_iterations else measure.QUICK_SYN_ITERATIONS)
         tsv, md = evaluate_test_split(
             self.inputs.model_file, sessions, _read_tsv(self.inputs.split_tsv), runtime.cwd,
-            bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None)
+            bids_dir=self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None,
+            syn_iterations=iterations, transfer=self.inputs.transfer,
+            syn_voxel_mm=self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm)
+            else measure.QUICK_SYN_VOXEL_MM)
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime

@@ -2,7 +2,8 @@
 configuration, and the QC table and excluded sessions when given), and the figures of
 simulated images that the subject report (:mod:`daninet_pipeline.reports.subject`) shows:
 baseline, simulated and real follow-ups side by side, difference maps, the simulated
-ages as a strip.
+ages as a strip, and a test subject's regional volumes against age with each method's
+predictions (from the group level's evaluation, ``group_eval.tsv``).
 
 Each report is one self-contained HTML file: figures are PNGs embedded as base64.
 """
@@ -111,11 +112,19 @@ def write_group_report(model_dir, out_file=None, *, qc: pd.DataFrame | None = No
                  "subject.</p>", _table(errors)]
     eval_path = model_dir / "group_eval.tsv"
     if eval_path.is_file():
-        from ..evaluation.evaluate import summarise
+        from ..evaluation.report import NOTHING_TO_EVALUATE, summarise
 
-        summary = summarise(pd.read_csv(eval_path, sep="\t"))
-        body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
-                 "<b>identity</b> copies the baseline forward.</p>", _table(summary)]
+        rows = pd.read_csv(eval_path, sep="\t")
+        if rows.empty:  # no test follow-up: the table's one line says why
+            md = model_dir / "group_eval.md"
+            said = [line for line in (md.read_text().splitlines() if md.is_file() else [])
+                    if line.startswith(NOTHING_TO_EVALUATE)]
+            body += ["<h2>Evaluation on the test split</h2>",
+                     f"<p>{html.escape(said[0] if said else NOTHING_TO_EVALUATE + '.')}</p>"]
+        else:
+            body += ["<h2>Evaluation on the test split</h2><p>Means per follow-up; "
+                     "each follow-up predicted from the last scan before it; <b>identity</b> copies that scan "
+                     "forward.</p>", _table(summarise(rows))]
     split_path = model_dir / "split.tsv"
     if split_path.is_file():
         split = pd.read_csv(split_path, sep="\t")
@@ -184,3 +193,62 @@ def trajectory_figure(baseline, trajectory: list, ages: list[float]):
         ax.set_axis_off()
     fig.tight_layout()
     return fig
+
+
+def regional_trajectories(rows: pd.DataFrame, subject: str, *, measurement: str = "tbm") -> pd.DataFrame:
+    """A test subject's regional volumes against age, relative to its first scan, from
+    the evaluation's rows (``group_eval.tsv``): ``real`` (the true changes chained along
+    its scans) and, for each method, its prediction of each follow-up from the scan
+    before it (the real volume at the start times 1 + the predicted change).
+    Columns: ``region``, ``method``, ``age``, ``volume`` (1 = the first scan)."""
+    sel = rows[(rows["subject"].astype(str) == str(subject)) & (rows["measurement"] == measurement)]
+    if sel.empty:
+        return pd.DataFrame(columns=["region", "method", "age", "volume"])
+    regions = [c[len("true_"):] for c in sel.columns if c.startswith("true_") and sel[c].notna().any()]
+    pairs = sel.drop_duplicates(["start_session", "followup_session"]).sort_values("start_age")
+    out = []
+    for region in regions:
+        real = 1.0
+        out.append({"region": region, "method": "real", "age": float(pairs["start_age"].iloc[0]), "volume": 1.0})
+        for _, pair in pairs.iterrows():
+            age = float(pair["start_age"] + pair["years_ahead"])
+            same = sel[(sel["start_session"] == pair["start_session"]) & (sel["followup_session"] == pair["followup_session"])]
+            for _, r in same.iterrows():
+                if r["method"] != "oracle" and np.isfinite(r.get(f"change_{region}", np.nan)):
+                    out.append({"region": region, "method": r["method"], "age": age,
+                                "volume": real * (1.0 + r[f"change_{region}"])})
+            real *= 1.0 + pair[f"true_{region}"]
+            out.append({"region": region, "method": "real", "age": age, "volume": real})
+    return pd.DataFrame(out)
+
+
+def regional_trajectory_figure(trajectories: pd.DataFrame, methods=("identity", "population-mean"),
+                               regions=None, title: str = ""):
+    """Each region's volume against age: the real scans as points, each method's
+    predictions as lines (one panel per region)."""
+    plt = _pyplot()
+    regions = list(regions or dict.fromkeys(trajectories["region"]))
+    ncol = min(4, len(regions))
+    nrow = int(np.ceil(len(regions) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    styles = {"identity": dict(color="0.5", ls="--"), "population-mean": dict(color="tab:red"),
+              "linear": dict(color="tab:green", ls=":")}
+    for ax, region in zip(axes.ravel(), regions):
+        t = trajectories[trajectories["region"] == region]
+        real = t[t["method"] == "real"].sort_values("age")
+        ax.plot(real["age"], real["volume"], "ko", ms=4, label="real scans")
+        for method in methods:
+            m = t[t["method"] == method].sort_values("age")
+            if not m.empty:
+                ax.plot(m["age"], m["volume"], marker=".", label=method, **styles.get(method, {}))
+        ax.set_title(region, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(regions):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("volume / first scan", fontsize=8)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(title or "Regional volume against age: each follow-up predicted from the scan before it",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+

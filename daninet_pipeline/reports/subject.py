@@ -11,7 +11,11 @@ shows everything done so far:
 - the simulated images (``*_space-*_desc-sim*_T1w.nii.gz`` and their sidecars): for each
   model and baseline, the baseline, each simulated age and, where the subject has a real
   scan at that age (``sessions``), the real one, with difference maps, and the simulated
-  ages as a strip.
+  ages as a strip;
+- for a test subject of a trained model whose evaluation has run
+  (``OUTPUT_DIR/models/<config>/group_eval.tsv``), its regional volumes against age: the
+  real scans and each follow-up as identity, population-mean and the model (``change``
+  mode) predicted it from the scan before it.
 
 The file is self-contained: figures are embedded (``data:`` URIs).
 """
@@ -136,6 +140,36 @@ def _simulation_section(output_dir: Path, subject: str, sessions: pd.DataFrame |
     return body
 
 
+#: baselines drawn beside the models' ``change`` rows in the regional trajectories
+TRAJECTORY_BASELINES = ("identity", "population-mean")
+
+
+def _evaluation_section(output_dir: Path, subject: str) -> list[str]:
+    evaluations = sorted(output_dir.glob("models/*/group_eval.tsv"))
+    if not evaluations:
+        return []
+    from ..evaluation.baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN
+    from ..evaluation.evaluate import EVAL_MODES
+    from .progression import _png, regional_trajectories, regional_trajectory_figure
+
+    baselines = {IDENTITY, LINEAR, ORACLE, POPULATION_MEAN}
+    body = []
+    for eval_tsv in evaluations:
+        rows = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str, "start_session": str,
+                                                       "followup_session": str})
+        traj = regional_trajectories(rows, subject)
+        if traj.empty:
+            continue
+        models = [m for m in dict.fromkeys(traj["method"])
+                  if m not in baselines and m != "real" and m.endswith(EVAL_MODES["change"])]
+        body += [f"<h2>Regional volumes against age (model {html.escape(eval_tsv.parent.name)})</h2>"
+                 "<p>Real scans (points, the true change chained from the first scan) and each method's "
+                 "prediction of each follow-up from the scan before it, measured by TBM; 1 = the first "
+                 "scan's volume.</p>",
+                 _png(regional_trajectory_figure(traj, methods=(*TRAJECTORY_BASELINES, *models)))]
+    return body
+
+
 def write_subject_report(output_dir, subject: str, *, sessions: pd.DataFrame | None = None,
                          out_file=None) -> Path:
     """Write ``OUTPUT_DIR/sub-<subject>.html`` (see the module); ``sessions``: the subject's
@@ -144,7 +178,7 @@ def write_subject_report(output_dir, subject: str, *, sessions: pd.DataFrame | N
 
     output_dir = Path(output_dir)
     body = (_qc_section(output_dir, subject) + _steps_section(output_dir, subject)
-            + _simulation_section(output_dir, subject, sessions))
+            + _simulation_section(output_dir, subject, sessions) + _evaluation_section(output_dir, subject))
     out = Path(out_file) if out_file else output_dir / f"sub-{subject}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     import uuid

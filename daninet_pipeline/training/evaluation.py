@@ -1,6 +1,8 @@
-"""The group level's evaluation, as plain functions: trained models' simulations of the
-test subjects beside identity, scored against the real follow-ups (and the demo data's
-true volumes), and several trained models side by side (``group --evaluate``).
+"""The group level's evaluation, as plain functions: every test follow-up predicted from
+the last scan before it by the trained models and the baselines (oracle, identity,
+population-mean, linear), scored against the demo data's true volumes or the real
+follow-ups (:mod:`daninet_pipeline.evaluation`), and several trained models side by side
+(``group --evaluate``).
 """
 
 from __future__ import annotations
@@ -8,71 +10,60 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import BIDSInputError
-from .sessions import attach_derivatives, test_followups
+from .sessions import attach_derivatives
 
-LOG = logging.getLogger("daninet.group")
-
-
-def ground_truth_volumes(bids_dir) -> pd.DataFrame | None:
-    """True regional volumes of the demo dataset: rows (subject, session), one column per
-    region (template space, mm^3). Read from ``derivatives/ground_truth/regional_volumes.tsv``;
-    None for a dataset without it."""
-    path = Path(bids_dir) / "derivatives" / "ground_truth" / "regional_volumes.tsv"
-    if not path.is_file():
-        return None
-    vols = pd.read_csv(path, sep="\t")
-    vols["subject"] = vols["participant_id"].str[4:]
-    vols["session"] = vols["session_id"].str[4:]
-    return vols.pivot_table(index=["subject", "session"], columns="region", values="volume_template_mm3")
+LOG = logging.getLogger("daninet")
 
 
 def evaluate_test_split(model_file, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
-                        bids_dir=None, *, method: str = "daninet") -> tuple[Path, Path]:
-    """Simulate each test subject's baseline at its follow-up ages and score it beside
-    the identity answer; write ``group_eval.tsv`` and ``group_eval.md`` in ``out_dir``."""
-    return evaluate_models({method: model_file}, sessions, split, out_dir, bids_dir)
-
-
-#: simulation modes scored by the evaluation, with the suffix of their method name:
-#: ``direct`` is the generator's image (the paper's answer), ``change`` the real baseline
-#: plus the generated change from the baseline's own age (see ``Simulator.simulate``).
-EVAL_MODES = {"direct": "", "change": "-change"}
+                        bids_dir=None, *, method: str = "daninet", measurements=("tbm",),
+                        syn_iterations=None, syn_voxel_mm=None, transfer: bool = True) -> tuple[Path, Path]:
+    """Predict each test follow-up from the last scan before it with the model and the
+    baselines, and score them (:mod:`daninet_pipeline.evaluation`); write
+    ``group_eval.tsv`` and ``group_eval.md`` in ``out_dir``."""
+    return evaluate_models({method: model_file}, sessions, split, out_dir, bids_dir, measurements=measurements,
+                           syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, transfer=transfer)
 
 
 def evaluate_models(model_files: dict, sessions: pd.DataFrame, split: pd.DataFrame, out_dir,
-                    bids_dir=None, *, modes=tuple(EVAL_MODES)) -> tuple[Path, Path]:
+                    bids_dir=None, *, modes=("direct", "change"), measurements=("tbm",),
+                    syn_iterations=None, syn_voxel_mm=None, transfer: bool = True) -> tuple[Path, Path]:
     """:func:`evaluate_test_split` for several models at once, on the same test follow-ups:
-    one row per method, ``identity`` and, for each name -> model file of ``model_files``
-    and each of ``modes``, ``name`` (direct) or ``name-change``."""
-    from ..evaluation.evaluate import FollowUp, evaluate_followups, write_evaluation
-    from ..model.simulate import Simulator
+    rows ``oracle``, ``identity``, ``population-mean`` (learned on the training split),
+    ``linear`` (where two scans or more precede the start) and, for each name -> model
+    file of ``model_files`` and each of ``modes``, ``name`` (direct) or ``name-change``.
+    ``measurements``: ``tbm`` and/or ``atropos`` (the group level uses TBM only, to keep
+    ``make demo`` short; the benchmark uses both). ``syn_iterations``: TBM's SyN
+    iterations per level (default :data:`~daninet_pipeline.evaluation.measure.SYN_ITERATIONS`;
+    the group level's node passes :data:`~daninet_pipeline.evaluation.measure.QUICK_SYN_ITERATIONS`),
+    said in the table; ``syn_voxel_mm``: the coarsest grid TBM registers on (default: the
+    images' own; the group level's node passes
+    :data:`~daninet_pipeline.evaluation.measure.QUICK_SYN_VOXEL_MM`). ``transfer=False``: the models are scored without their configured
+    transfer step (the group level's node, to keep ``make demo`` short), said in the table."""
+    from ..evaluation.baselines import PopulationMean
+    from ..evaluation.evaluate import ModelPredictor, evaluate_pairs, followup_pairs, ground_truth_volumes
+    from ..evaluation.report import measurement_note, nothing_to_evaluate_line, write_evaluation
 
-    pairs = test_followups(sessions, split)
-    if not pairs:
-        raise BIDSInputError("the test split has no subject with a follow-up session")
-    sims = {name: Simulator.load(path) for name, path in model_files.items()}
     truth = ground_truth_volumes(bids_dir) if bids_dir is not None else None
-    followups = []
-    for p in pairs:
-        preds = {name + EVAL_MODES[mode]: np.asarray(sim.simulate(
-                     p["baseline"], p["baseline_age"], p["diagnosis"], [p["followup_age"]], mode=mode)[0].dataobj,
-                     np.float32)
-                 for name, sim in sims.items() for mode in modes}
-        change = None
-        if truth is not None:
-            a = truth.loc[(p["subject"], p["baseline_session"])]
-            b = truth.loc[(p["subject"], p["followup_session"])]
-            change = (b / a - 1.0).to_dict()
-        followups.append(FollowUp(p["subject"], p["baseline_session"], p["followup_session"],
-                                  p["followup_age"] - p["baseline_age"], p["baseline"], p["followup"],
-                                  p["mask"], predictions=preds, true_change=change))
-        LOG.info("evaluated sub-%s ses-%s -> ses-%s", p["subject"], p["baseline_session"],
-                 p["followup_session"])
-    return write_evaluation(evaluate_followups(followups), out_dir)
+    pairs = followup_pairs(sessions, split, truth=truth)
+    if not pairs:  # the model stays trained and written; the table says why it has no row
+        line = nothing_to_evaluate_line(split.loc[split["split"] == "test", "subject"])
+        LOG.info("%s", line)
+        return write_evaluation(evaluate_pairs([]), out_dir, note=line)
+    population_mean = PopulationMean.fit(sessions, split)
+    models = [ModelPredictor(name, path, modes, transfer=transfer) for name, path in model_files.items()]
+    rows = evaluate_pairs(pairs, population_mean=population_mean, models=models, measurements=measurements,
+                          syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm)
+    note = measurement_note(rows, syn_iterations, syn_voxel_mm)
+    skipped = [m for m in models if m.configured_transfer_steps and not m.transfer_steps]
+    if skipped:
+        note += (" The model rows are scored **without** the model's transfer step ("
+                 + ", ".join(f"`{m.name}`: {m.configured_transfer_steps} steps configured" for m in skipped)
+                 + "): the group level's quick evaluation; the benchmark applies it.")
+    return write_evaluation(rows, out_dir, note=note)
 
 
 def trained_models(output_dir) -> dict[str, tuple[Path, Path]]:

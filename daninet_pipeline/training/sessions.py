@@ -1,5 +1,6 @@
 """The group level's first step, as plain functions: the selected sessions with their
-participant-level derivatives, the training records and the test follow-ups.
+participant-level derivatives and the training records (the test follow-ups:
+:func:`daninet_pipeline.evaluation.evaluate.followup_pairs`).
 
 The Nipype interfaces in :mod:`daninet_pipeline.interfaces.group` wrap these; the
 workflow :func:`daninet_pipeline.workflows.group.init_group_wf` chains them.
@@ -79,21 +80,3 @@ def training_records(sessions: pd.DataFrame, split: pd.DataFrame, splits=("train
     table = impute_missing_diagnoses(table)
     return [{"image": r.preproc, "subject": r.subject, "session": r.session or "",
              "age": float(r.age), "diagnosis": r.diagnosis} for r in table.itertuples(index=False)]
-
-
-def test_followups(sessions: pd.DataFrame, split: pd.DataFrame) -> list[dict]:
-    """Baseline/follow-up pairs of the test subjects (baseline = first session by age)."""
-    out = []
-    test = set(split.loc[split["split"] == "test", "subject"])
-    for sub, group in sessions[sessions["subject"].isin(test)].groupby("subject"):
-        # one T1w per session: the first by name (run-01 before run-02)
-        group = (group.assign(_ses=group["session"].fillna("")).sort_values(["age", "_ses", "t1w"], kind="stable")
-                 .drop_duplicates("_ses").drop(columns="_ses"))
-        base = group.iloc[0]
-        for _, fu in group.iloc[1:].iterrows():
-            out.append({"subject": sub, "baseline_session": base["session"],
-                        "followup_session": fu["session"], "baseline_age": float(base["age"]),
-                        "followup_age": float(fu["age"]),
-                        "diagnosis": base["diagnosis"] or fu["diagnosis"] or "CN",
-                        "baseline": base["preproc"], "followup": fu["preproc"], "mask": fu["mask"]})
-    return out

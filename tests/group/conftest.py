@@ -16,6 +16,18 @@ from daninet_pipeline.workflows.group import init_group_wf
 TPL = "MNI152NLin2009aSym"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def quick_tbm():
+    """SyN with one level of 5 iterations in the group-level tests (the measurement's
+    accuracy is tested in tests/test_evaluation_measure.py)."""
+    from daninet_pipeline.evaluation import measure
+
+    saved = measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS
+    measure.SYN_ITERATIONS = measure.QUICK_SYN_ITERATIONS = (5,)
+    yield
+    measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS = saved
+
+
 def fake_derivatives(bids_dir, out_dir, skip_subject=None):
     """Participant derivatives stood in for by the ground truth (noise-free, skull-stripped)."""
     truth = bids_dir / "derivatives" / "ground_truth"

@@ -40,9 +40,15 @@ def test_group_workflow_trains_evaluates_and_writes_a_card(trained_group):
     assert "training steps: 6" in card and "split (subjects / sessions)" in card
     if (split["split"] == "test").any():
         ev = pd.read_csv(model_dir / "group_eval.tsv", sep="\t")
-        assert set(ev["method"]) == {"identity", "daninet", "daninet-change"}
+        fixed = {"oracle", "identity", "population-mean", "daninet", "daninet-change"}
+        assert fixed <= set(ev["method"]) <= fixed | {"linear"}
+        assert set(ev["measurement"]) == {"tbm"}
         assert ev["ssim"].between(-1, 1).all()
         assert "| identity |" in card
+        # the group level's quick evaluation says its cuts (the tiny model has 2 transfer steps)
+        text = (model_dir / "group_eval.md").read_text()
+        assert "without** the model's transfer step (`daninet`: 2 steps configured)" in text
+        assert "SyN iterations 5 per level" in text
 
 
 def test_the_training_node_alone_takes_its_plugin_arguments():

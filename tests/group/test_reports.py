@@ -64,3 +64,47 @@ def test_subject_report_shows_qc_steps_errors_and_simulated_beside_real(trained_
     assert "4D image with 2 volumes" in text and "Steps of the last participant-level run" in text
     assert "synthetic" in text and "Simulated images" in text
     assert text.count("data:image/png;base64,") == (2 if len(sims) > 1 else 1)
+
+
+def test_regional_trajectories_chain_the_real_change_and_place_each_prediction():
+    import pytest
+
+    from daninet_pipeline.reports.progression import regional_trajectories, regional_trajectory_figure
+
+    rows = pd.DataFrame([
+        {"subject": "01", "measurement": "tbm", "start_session": "M000", "followup_session": "M012",
+         "start_age": 70.0, "years_ahead": 1.0, "method": m, "change_Hip": c, "true_Hip": -0.02}
+        for m, c in (("oracle", -0.018), ("identity", 0.0), ("population-mean", -0.01))] + [
+        {"subject": "01", "measurement": "tbm", "start_session": "M012", "followup_session": "M036",
+         "start_age": 71.0, "years_ahead": 2.0, "method": m, "change_Hip": c, "true_Hip": -0.05}
+        for m, c in (("oracle", -0.05), ("identity", 0.0), ("population-mean", -0.03))])
+    traj = regional_trajectories(rows, "01")
+    real = traj[traj["method"] == "real"].set_index("age")["volume"]
+    assert real.to_dict() == pytest.approx({70.0: 1.0, 71.0: 0.98, 73.0: 0.98 * 0.95})
+    pm = traj[traj["method"] == "population-mean"].set_index("age")["volume"]
+    assert pm.to_dict() == pytest.approx({71.0: 0.99, 73.0: 0.98 * 0.97})
+    assert "oracle" not in set(traj["method"])
+    fig = regional_trajectory_figure(traj)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "Hip"
+
+
+def test_subject_report_draws_the_evaluations_regional_trajectories(tmp_path, monkeypatch):
+    from daninet_pipeline.reports import progression
+
+    drawn = []
+    figure = progression.regional_trajectory_figure
+    monkeypatch.setattr(progression, "regional_trajectory_figure",
+                        lambda traj, methods, **kw: drawn.append(methods) or figure(traj, methods, **kw))
+    rows = pd.DataFrame([
+        {"subject": "01", "measurement": "tbm", "start_session": "M000", "followup_session": "M012",
+         "start_age": 70.0, "years_ahead": 1.0, "method": m, "change_Hip": c, "true_Hip": -0.02}
+        for m, c in (("oracle", -0.018), ("identity", 0.0), ("population-mean", -0.01),
+                     ("daninet", -0.015), ("daninet-change", -0.012))])
+    model_dir = tmp_path / "models" / "demo"
+    model_dir.mkdir(parents=True)
+    rows.to_csv(model_dir / "group_eval.tsv", sep="\t", index=False)
+    text = write_subject_report(tmp_path, "01").read_text()
+    assert "Regional volumes against age (model demo)" in text and text.count("data:image/png;base64,") == 1
+    assert drawn == [("identity", "population-mean", "daninet-change")]
+    other = write_subject_report(tmp_path, "02").read_text()
+    assert "Regional volumes against age" not in other and "data:image/png;base64," not in other

@@ -1,0 +1,187 @@
+"""The evaluation benchmark of docs/group_and_simulation.md: data, participant level,
+one model per ablation, then the paired evaluation with baselines and intervals.
+
+    python benchmarks/evaluation.py DIR [--subjects N] [--seed S] [--nprocs P]
+        [--configs base P C T full full-residual] [--stages data participant train evaluate]
+
+Every stage is cached in DIR and skipped when done, so the command resumes where it
+stopped (also across working sessions); ``DIR/stages.tsv`` records each stage's wall
+time. Stages:
+
+1. ``data``: ``daninet-demo-data DIR/bids --subjects N --seed S --shape small``;
+2. ``participant``: ``daninet DIR/bids DIR/out participant`` (pre-processing, Nipype's
+   cache in ``DIR/work``, so an interrupted run resumes per session); with
+   ``--derivatives truth`` instead the ground truth's noise-free template-space images
+   stand in for the derivatives (stage ``truth-derivatives``: no pre-processing error
+   and no scanner contrast, so it is a shortcut for a short run, not the benchmark);
+3. ``train``: for each configuration (``benchmarks/configs/bench-<name>.json``: the
+   paper's ablation presets at the demo's size and 300 steps), the group level's
+   training workflow (``init_group_wf(evaluate=False)``); one model per configuration
+   in ``DIR/out/models/bench-<name>``, all on the same split (seed 0);
+4. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
+   Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows;
+   each subject's rows are in Nipype's work folder (``benchmarks/evaluation_partial.py``
+   tables them while it runs; a restarted stage re-runs no finished subject: tested in
+   ``tests/group/test_evaluation_rerun.py``). Writes
+   ``DIR/out/models/evaluation/``:
+   ``evaluation.tsv`` (one row per follow-up, method and measurement),
+   ``evaluation.md`` (the tables with intervals), ``seconds_per_followup``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = ("base", "P", "C", "T", "full", "full-residual")
+STAGES = ("data", "participant", "train", "evaluate")
+
+
+def _done(root: Path, stage: str) -> bool:
+    return (root / "stages" / f"{stage}.done").is_file()
+
+
+def _record(root: Path, stage: str, seconds: float, note: str = "") -> None:
+    (root / "stages").mkdir(parents=True, exist_ok=True)
+    (root / "stages" / f"{stage}.done").write_text(f"{seconds:.1f}\n")
+    log = root / "stages.tsv"
+    new = not log.is_file()
+    with open(log, "a") as fh:
+        if new:
+            fh.write("stage\tseconds\tfinished_utc\tnote\n")
+        fh.write(f"{stage}\t{seconds:.1f}\t{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}\t{note}\n")
+    print(f"[bench] {stage}: {seconds:.0f} s", flush=True)
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    print("[bench] $ " + " ".join(cmd), flush=True)
+    with open(log, "a") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"[bench] failed (exit {proc.returncode}): see {log}")
+
+
+def stage_data(root: Path, opts) -> None:
+    from daninet_pipeline.data.synthetic import write_dataset
+
+    write_dataset(root / "bids", n_subjects=opts.subjects, seed=opts.seed, shape="small",
+                  nprocs=opts.nprocs)
+
+
+def stage_participant(root: Path, opts) -> None:
+    _run([sys.executable, "-m", "daninet_pipeline.cli.run", str(root / "bids"), str(root / "out"),
+          "participant", "--work-dir", str(root / "work"), "--nprocs", str(opts.nprocs),
+          "--omp-nthreads", "1", "--skip-bids-validation"], root / "logs" / "participant.log")
+
+
+def stage_truth_derivatives(root: Path, opts) -> None:
+    """Stand-in participant derivatives: each session's noise-free, bias-free truth on the
+    template grid times its true brain mask (no pre-processing error, no scanner contrast:
+    a shortcut for a run that cannot afford the participant level; said in the table)."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    from daninet_pipeline.bids.naming import derivative_path
+
+    tpl = "MNI152NLin2009aSym"
+    truth = root / "bids" / "derivatives" / "ground_truth"
+    for img_path in sorted(truth.glob(f"sub-*/ses-*/anat/*_space-{tpl}_desc-noisefree_T1w.nii.gz")):
+        sub, ses = img_path.name.split("_")[:2]
+        mask_path = img_path.with_name(img_path.name.replace("desc-noisefree_T1w", "desc-brain_mask"))
+        img, mask = nib.load(img_path), nib.load(mask_path)
+        (raw,) = sorted((root / "bids" / sub / ses / "anat").glob(f"{sub}_{ses}*_T1w.nii.gz"))
+        preproc = derivative_path(root / "out", raw, "preproc", template=tpl)
+        out_mask = derivative_path(root / "out", raw, "mask_std", template=tpl)
+        preproc.parent.mkdir(parents=True, exist_ok=True)
+        data = np.asarray(img.dataobj, np.float32) * (np.asarray(mask.dataobj) > 0)
+        nib.save(nib.Nifti1Image(data, img.affine), preproc)
+        shutil.copy(mask_path, out_mask)
+
+
+def stage_train(root: Path, name: str, opts) -> None:
+    from daninet_pipeline.atomic import write_text
+    from daninet_pipeline.training.sessions import gather_sessions
+    from daninet_pipeline.workflows.group import init_group_wf
+
+    config = HERE / "configs" / f"bench-{name}.json"
+    table, missing = gather_sessions(root / "bids", root / "out")
+    if missing:
+        raise SystemExit(f"[bench] no participant-level derivatives for sub-{missing[0]}: run the participant stage")
+    # the same table keeps its time stamp, so the split node stays cached (Nipype hashes by time stamp)
+    sessions_tsv = write_text(root / "work" / "bench_sessions.tsv", table.to_csv(sep="\t", index=False, na_rep="n/a"))
+    wf = init_group_wf(bids_dir=root / "bids", output_dir=root / "out", config=str(config),
+                       seed=0, evaluate=False)
+    wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
+    wf.base_dir = str(root / "work")
+    wf.run(plugin="Linear")
+
+
+def stage_evaluate(root: Path, opts) -> None:
+    from daninet_pipeline.workflows.evaluation import run_evaluation
+
+    models = {f"{name}": root / "out" / "models" / f"bench-{name}" / "model.pt" for name in opts.configs}
+    run_evaluation(bids_dir=root / "bids", output_dir=root / "out", models=models,
+                   out_dir=root / "out" / "models" / "evaluation", work_dir=root / "work",
+                   nprocs=opts.nprocs, measurements=tuple(opts.measurements))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--subjects", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--nprocs", type=int, default=2)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument("--measurements", nargs="+", default=["tbm", "atropos"], choices=("tbm", "atropos"))
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--derivatives", choices=("participant", "truth"), default="participant",
+                        help="truth: stand in for the participant level with the ground truth (no "
+                             "pre-processing error, no scanner contrast; a shortcut, said in the table)")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    root = opts.dir.resolve()
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    settings = root / "settings.json"
+    wanted = {"subjects": opts.subjects, "seed": opts.seed}
+    if settings.is_file() and json.loads(settings.read_text()) != wanted:
+        raise SystemExit(f"[bench] {root} holds a run with {settings.read_text().strip()}: use another DIR")
+    settings.write_text(json.dumps(wanted) + "\n")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    plan = []
+    for stage in opts.stages:
+        if stage == "train":
+            plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
+        elif stage == "evaluate":
+            plan.append(("evaluate-" + "-".join(opts.configs), lambda: stage_evaluate(root, opts)))
+        elif stage == "participant" and opts.derivatives == "truth":
+            plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
+        else:
+            fn = {"data": stage_data, "participant": stage_participant}[stage]
+            plan.append((stage, lambda f=fn: f(root, opts)))
+    for name, fn in plan:
+        if _done(root, name):
+            print(f"[bench] {name}: done before, skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        print(f"[bench] {time.strftime('%H:%M:%S')} {name} ...", flush=True)
+        fn()
+        _record(root, name, time.perf_counter() - t0)
+    if (root / "out" / "models" / "evaluation" / "evaluation.md").is_file():
+        print((root / "out" / "models" / "evaluation" / "evaluation.md").read_text())
+    print(pd.read_csv(root / "stages.tsv", sep="\t").to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
