@@ -22,7 +22,9 @@ def test_demo_chain_runs_participant_group_simulation_and_reports(tmp_path, caps
     config.write_text(json.dumps({"extends": "demo", "image_size": 32, "width": 8, "z_dim": 16,
                                   "batch_size": 8, "steps": 4, "checkpoint_every": 2,
                                   "age_min": 50.0, "age_max": 96.0, "n_bins": 23}))
-    assert run_demo(tmp_path / "demo", subjects=2, seed=3, shape="small", config=str(config), nprocs=2) == 0
+    # seed 0: 2 subjects of 2 and 3 sessions (seed 3's 3 and 4 sessions cost the suite about
+    # 2 minutes more, the test subject's follow-ups each scored by 4-5 registrations)
+    assert run_demo(tmp_path / "demo", subjects=2, seed=0, shape="small", config=str(config), nprocs=2) == 0
     out = capsys.readouterr().out
     assert "BIDS validator on the derivatives: 0 errors" in out
     assert "| identity |" in out and "| daninet |" in out

@@ -65,9 +65,10 @@ TINY_CONFIG = {"extends": "demo", "image_size": 32, "width": 8, "z_dim": 16, "ba
                "weight_vox": {"value": 1.0}, "weight_reg": {"value": 1.0}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_group(demo_bids, tmp_path_factory):
-    """(bids_dir, output_dir, config path) after running the group workflow once."""
+    """(bids_dir, output_dir, config path) after running the group workflow once (per
+    test process: the modules that read it share it; read-only, write elsewhere)."""
     tmp = tmp_path_factory.mktemp("group")
     config = tmp / "tiny.json"
     config.write_text(json.dumps(TINY_CONFIG))

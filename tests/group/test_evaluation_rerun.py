@@ -4,30 +4,21 @@ no finished subject's node."""
 
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pandas as pd
 
-from daninet_pipeline.training.sessions import gather_sessions
+from daninet_pipeline.evaluation import measure
 from daninet_pipeline.workflows.evaluation import run_evaluation
-from daninet_pipeline.workflows.group import init_group_wf
-
-from .conftest import TINY_CONFIG, fake_derivatives
+from daninet_pipeline.workflows.group import model_dir_of
 
 
-def test_a_second_run_re_executes_no_finished_subject(demo_bids, tmp_path):
-    out = tmp_path / "out"
-    fake_derivatives(demo_bids, out)
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY_CONFIG))
-    # a model trained as the benchmark's train stage does (no evaluation in the group workflow)
-    table, _ = gather_sessions(demo_bids, out)
-    table.to_csv(tmp_path / "sessions.tsv", sep="\t", index=False, na_rep="n/a")
-    wf = init_group_wf(bids_dir=demo_bids, output_dir=out, config=str(config), seed=1, evaluate=False)
-    wf.inputs.inputnode.sessions_tsv = str(tmp_path / "sessions.tsv")
-    wf.base_dir = str(tmp_path / "train_work")
-    wf.run(plugin="Linear")
-    evaluation = dict(bids_dir=demo_bids, output_dir=out, models={"tiny": out / "models" / "tiny" / "model.pt"},
+def test_a_second_run_re_executes_no_finished_subject(trained_group, tmp_path, monkeypatch):
+    bids, out, config = trained_group
+    # what is measured does not matter here (tests/test_evaluation*.py): no registration,
+    # so the test times the caching, not SyN (the nodes run in this process: Linear)
+    monkeypatch.setattr(measure, "jacobian_determinant",
+                        lambda start, other, zooms, **kwargs: np.ones(start.shape, np.float32))
+    evaluation = dict(bids_dir=bids, output_dir=out, models={"tiny": model_dir_of(out, config) / "model.pt"},
                       out_dir=tmp_path / "evaluation", work_dir=tmp_path / "work", measurements=("tbm",),
                       plugin="Linear")
     run_evaluation(**evaluation)
@@ -37,6 +28,7 @@ def test_a_second_run_re_executes_no_finished_subject(demo_bids, tmp_path):
     assert len(results) >= 2, results
     before = {p.name: p.stat().st_mtime_ns for p in results}
     rows = pd.read_csv(tmp_path / "evaluation" / "group_eval.tsv", sep="\t")
+    assert not rows.empty
 
     run_evaluation(**evaluation)  # the stage restarted: everything it had finished is cached
 
