@@ -3,6 +3,7 @@ one model per ablation, then the paired evaluation with baselines and intervals.
 
     python benchmarks/evaluation.py DIR [--subjects N] [--seed S] [--nprocs P]
         [--configs base P C T full full-residual] [--stages data participant train evaluate]
+        [--split TRAIN VALIDATION TEST] [--syn-voxel-mm MM]
 
 Every stage is cached in DIR and skipped when done, so the command resumes where it
 stopped (also across working sessions); ``DIR/stages.tsv`` records each stage's wall
@@ -17,9 +18,13 @@ time. Stages:
 3. ``train``: for each configuration (``benchmarks/configs/bench-<name>.json``: the
    paper's ablation presets at the demo's size and 300 steps), the group level's
    training workflow (``init_group_wf(evaluate=False)``); one model per configuration
-   in ``DIR/out/models/bench-<name>``, all on the same split (seed 0);
+   in ``DIR/out/models/bench-<name>``, all on the same split (seed 0; ``--split`` the
+   shares of the subjects, the group level's 0.7 0.15 0.15 by default: a larger test share
+   reaches 40 test subjects with fewer subjects to pre-process, on less training data);
 4. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
-   Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows;
+   Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows
+   (``--syn-voxel-mm``: TBM on a grid that coarse at least, as the group level's quick
+   evaluation; default the derivatives' own grid);
    each subject's rows are in Nipype's work folder (``benchmarks/evaluation_partial.py``
    tables them while it runs; a restarted stage re-runs no finished subject: tested in
    ``tests/group/test_evaluation_rerun.py``). Writes
@@ -121,7 +126,7 @@ def stage_train(root: Path, name: str, opts) -> None:
     # the same table keeps its time stamp, so the split node stays cached (Nipype hashes by time stamp)
     sessions_tsv = write_text(root / "work" / "bench_sessions.tsv", table.to_csv(sep="\t", index=False, na_rep="n/a"))
     wf = init_group_wf(bids_dir=root / "bids", output_dir=root / "out", config=str(config),
-                       seed=0, evaluate=False)
+                       seed=0, evaluate=False, split_fractions=tuple(opts.split))
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
@@ -133,7 +138,7 @@ def stage_evaluate(root: Path, opts) -> None:
     models = {f"{name}": root / "out" / "models" / f"bench-{name}" / "model.pt" for name in opts.configs}
     run_evaluation(bids_dir=root / "bids", output_dir=root / "out", models=models,
                    out_dir=root / "out" / "models" / "evaluation", work_dir=root / "work",
-                   nprocs=opts.nprocs, measurements=tuple(opts.measurements))
+                   nprocs=opts.nprocs, measurements=tuple(opts.measurements), syn_voxel_mm=opts.syn_voxel_mm)
 
 
 def main(argv=None) -> int:
@@ -145,6 +150,10 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--measurements", nargs="+", default=["tbm", "atropos"], choices=("tbm", "atropos"))
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--split", nargs=3, type=float, default=[0.7, 0.15, 0.15],
+                        metavar=("TRAIN", "VALIDATION", "TEST"), help="shares of the subjects in each split")
+    parser.add_argument("--syn-voxel-mm", type=float, default=None,
+                        help="TBM registers on a grid this coarse at least (default: the derivatives' own)")
     parser.add_argument("--derivatives", choices=("participant", "truth"), default="participant",
                         help="truth: stand in for the participant level with the ground truth (no "
                              "pre-processing error, no scanner contrast; a shortcut, said in the table)")
@@ -153,7 +162,7 @@ def main(argv=None) -> int:
     root = opts.dir.resolve()
     (root / "logs").mkdir(parents=True, exist_ok=True)
     settings = root / "settings.json"
-    wanted = {"subjects": opts.subjects, "seed": opts.seed}
+    wanted = {"subjects": opts.subjects, "seed": opts.seed, "split": opts.split}
     if settings.is_file() and json.loads(settings.read_text()) != wanted:
         raise SystemExit(f"[bench] {root} holds a run with {settings.read_text().strip()}: use another DIR")
     settings.write_text(json.dumps(wanted) + "\n")
@@ -163,7 +172,8 @@ def main(argv=None) -> int:
         if stage == "train":
             plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
         elif stage == "evaluate":
-            plan.append(("evaluate-" + "-".join(opts.configs), lambda: stage_evaluate(root, opts)))
+            grid = f"-grid{opts.syn_voxel_mm:g}mm" if opts.syn_voxel_mm else ""
+            plan.append(("evaluate-" + "-".join(opts.configs) + grid, lambda: stage_evaluate(root, opts)))
         elif stage == "participant" and opts.derivatives == "truth":
             plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
         else:

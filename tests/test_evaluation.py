@@ -51,6 +51,32 @@ def test_split_refuses_bad_fractions():
         split_subjects(_sessions(3, np.random.default_rng(0)), fractions=(0.5, 0.5, 0.5))
 
 
+def test_split_node_takes_other_shares_of_the_subjects(tmp_path):
+    from daninet_pipeline.interfaces.group import SplitSubjects
+    from daninet_pipeline.workflows.group import init_group_wf
+
+    table = _sessions(60, np.random.default_rng(0))
+    tsv = tmp_path / "sessions.tsv"
+    table.to_csv(tsv, sep="\t", index=False)
+    node = SplitSubjects(sessions_tsv=str(tsv), seed=4, fractions=(0.5, 0.1, 0.4))
+    node.run(cwd=str(tmp_path))
+    split = pd.read_csv(tmp_path / "split.tsv", sep="\t")
+    assert split["split"].value_counts().to_dict() == {"train": 30, "test": 24, "validation": 6}
+    assert SplitSubjects().inputs.fractions == (0.7, 0.15, 0.15)
+    wf = init_group_wf(output_dir=tmp_path / "out", config="demo", split_fractions=(0.5, 0.1, 0.4), evaluate=False)
+    assert wf.get_node("split").inputs.fractions == (0.5, 0.1, 0.4)
+
+
+def test_evaluation_workflow_takes_a_coarser_tbm_grid_and_says_so(tmp_path):
+    from daninet_pipeline.workflows.evaluation import init_evaluation_wf
+
+    wf = init_evaluation_wf(subjects=["01"], models={}, out_dir=tmp_path, syn_voxel_mm=2.0)
+    assert wf.get_node("evaluate_subject").inputs.syn_voxel_mm == 2.0
+    assert wf.get_node("write").inputs.syn_voxel_mm == 2.0
+    native = init_evaluation_wf(subjects=["01"], models={}, out_dir=tmp_path)
+    assert not isinstance(native.get_node("evaluate_subject").inputs.syn_voxel_mm, float)
+
+
 def test_horizons():
     assert [horizon_of(y) for y in (0.5, 1.0, 2.9, 3.0, 4.99, 5.0, 8.0)] == [
         "<1", "1-3", "1-3", "3-5", "3-5", ">=5", ">=5"]

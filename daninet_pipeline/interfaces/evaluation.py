@@ -53,6 +53,7 @@ class _SubjectInputSpec(BaseInterfaceInputSpec):
     bids_dir = Directory(exists=True, desc="input dataset (its ground truth is used when present)")
     measurements = traits.List(traits.Enum("tbm", "atropos"), value=["tbm", "atropos"], usedefault=True,
                                desc="how regional volume change is measured")
+    syn_voxel_mm = traits.Float(desc="TBM registers on a grid this coarse at least (default: the images' own)")
 
 
 class _SubjectOutputSpec(TraitedSpec):
@@ -79,7 +80,8 @@ class EvaluateSubject(SimpleInterface):
         files = list(self.inputs.model_files) if isdefined(self.inputs.model_files) else []
         models = [ModelPredictor(n, f) for n, f in zip(names, files)]
         rows = evaluate_pairs(pairs, population_mean=PopulationMean.load(self.inputs.population_mean),
-                              models=models, measurements=list(self.inputs.measurements))
+                              models=models, measurements=list(self.inputs.measurements),
+                              syn_voxel_mm=self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm) else None)
         rows["seconds_subject"] = round(time.perf_counter() - t0, 1)
         rows["cpu_seconds_subject"] = round(time.process_time() - c0, 1)  # all threads of this process
         out = Path(runtime.cwd) / f"sub-{self.inputs.subject}_evaluation.tsv"
@@ -91,6 +93,7 @@ class EvaluateSubject(SimpleInterface):
 class _WriteInputSpec(BaseInterfaceInputSpec):
     rows_tsv = InputMultiObject(File(exists=True), mandatory=True, desc="EvaluateSubject's tables")
     out_dir = Directory(mandatory=True, desc="where group_eval.tsv/.md go")
+    syn_voxel_mm = traits.Float(desc="EvaluateSubject's TBM grid (said in the table's note)")
 
 
 class WriteEvaluation(SimpleInterface):
@@ -105,11 +108,12 @@ class WriteEvaluation(SimpleInterface):
         rows = pd.concat([pd.read_csv(p, sep="\t", dtype={"subject": str, "start_session": str,
                                                           "followup_session": str})
                           for p in self.inputs.rows_tsv], ignore_index=True)
+        grid = self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm) else None
         per_subject = rows.groupby("subject")["seconds_subject"].first()
         n_followups = rows.groupby(["subject", "start_session", "followup_session"]).ngroups
         note = (f"Evaluation time: {per_subject.sum():.0f} s of node time for {n_followups} follow-ups, "
                 f"{per_subject.sum() / max(n_followups, 1):.1f} s per follow-up (all methods and measurements).")
-        tsv, md = write_evaluation(rows, self.inputs.out_dir, note=f"{measurement_note(rows)} {note}")
+        tsv, md = write_evaluation(rows, self.inputs.out_dir, note=f"{measurement_note(rows, syn_voxel_mm=grid)} {note}")
         self._results["eval_tsv"] = str(tsv)
         self._results["eval_md"] = str(md)
         return runtime

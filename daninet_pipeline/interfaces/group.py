@@ -64,6 +64,8 @@ class GatherDerivatives(SimpleInterface):
 class _SplitInputSpec(BaseInterfaceInputSpec):
     sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     seed = traits.Int(0, usedefault=True, desc="random seed of the split")
+    fractions = traits.Tuple((0.7, 0.15, 0.15), traits.Float, traits.Float, traits.Float, usedefault=True,
+                             desc="train, validation and test shares of the subjects")
 
 
 class _SplitOutputSpec(TraitedSpec):
@@ -80,7 +82,7 @@ class SplitSubjects(SimpleInterface):
         from ..evaluation.split import split_subjects
 
         table = read_sessions_tsv(self.inputs.sessions_tsv)
-        split = split_subjects(table, seed=self.inputs.seed)
+        split = split_subjects(table, seed=self.inputs.seed, fractions=tuple(self.inputs.fractions))
         out = Path(runtime.cwd) / "split.tsv"
         split.to_csv(out, sep="\t", index=False)
         self._results["split_tsv"] = str(out)

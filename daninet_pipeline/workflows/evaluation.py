@@ -17,7 +17,8 @@ LOG = logging.getLogger("daninet.evaluation")
 
 
 def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=None,
-                       measurements=("tbm", "atropos"), name: str = "evaluation_wf") -> Workflow:
+                       measurements=("tbm", "atropos"), syn_voxel_mm=None,
+                       name: str = "evaluation_wf") -> Workflow:
     """Score the test subjects' follow-ups, one node per subject.
 
     Workflow Graph
@@ -35,6 +36,8 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
     out_dir : where ``group_eval.tsv``/``group_eval.md`` go
     bids_dir : the input dataset (its ground truth is used when present)
     measurements : ``tbm`` and/or ``atropos``
+    syn_voxel_mm : TBM registers on a grid of this many mm at least (finer images on
+        their block means); default: the images' own grid
 
     Inputs
     ------
@@ -57,9 +60,13 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
                                              measurements=list(measurements)),
                              iterfield=["subject"], name="evaluate_subject", mem_gb=2.0)
     per_subject.inputs.subject = list(subjects)
+    if syn_voxel_mm:
+        per_subject.inputs.syn_voxel_mm = float(syn_voxel_mm)
     if bids_dir is not None:
         per_subject.inputs.bids_dir = str(bids_dir)
     write = pe.Node(WriteEvaluation(out_dir=str(out_dir)), name="write", run_without_submitting=True)
+    if syn_voxel_mm:
+        write.inputs.syn_voxel_mm = float(syn_voxel_mm)
     workflow.connect([
         (inputnode, fit, [("sessions_tsv", "sessions_tsv"), ("split_tsv", "split_tsv")]),
         (inputnode, per_subject, [("sessions_tsv", "sessions_tsv")]),
@@ -71,7 +78,8 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
 
 
 def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, nprocs: int = 1,
-                   measurements=("tbm", "atropos"), plugin: str = "MultiProc") -> tuple[Path, Path]:
+                   measurements=("tbm", "atropos"), syn_voxel_mm=None,
+                   plugin: str = "MultiProc") -> tuple[Path, Path]:
     """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`.
 
     Run again with the same ``work_dir`` (a restart), every node that finished is cached:
@@ -96,7 +104,7 @@ def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, npr
     n_sessions = sessions.assign(session=sessions["session"].fillna("")).groupby("subject")["session"].nunique()
     subjects = sorted(s for s in next(iter(tests.values())) if n_sessions.get(s, 0) >= 2)
     wf = init_evaluation_wf(subjects=subjects, models=models, out_dir=out_dir, bids_dir=bids_dir,
-                            measurements=measurements)
+                            measurements=measurements, syn_voxel_mm=syn_voxel_mm)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.inputs.inputnode.split_tsv = str(split_tsv)
     wf.base_dir = str(work)

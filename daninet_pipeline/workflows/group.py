@@ -26,7 +26,7 @@ def model_dir_of(output_dir, config: str) -> Path:
 
 def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resume: bool = False,
                   evaluate: bool = True, train_dir=None, train_plugin_args: dict | None = None,
-                  qc: bool = False, name: str = "group_wf") -> Workflow:
+                  qc: bool = False, split_fractions=(0.7, 0.15, 0.15), name: str = "group_wf") -> Workflow:
     """Train DaniNet on the selected sessions' participant-level derivatives.
 
     Workflow Graph
@@ -44,6 +44,8 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         ``demo``) or a JSON configuration file
     bids_dir : input dataset (the evaluation reads its ground truth, where there is one)
     seed : seed of the subject split
+    split_fractions : train, validation and test shares of the subjects (stratified by
+        diagnosis; :func:`~daninet_pipeline.evaluation.split.split_subjects`)
     resume : continue an interrupted training from its checkpoint
     evaluate : simulate the test subjects and score them beside the identity answer
     train_dir : folder of the training's checkpoint and loss log, in the work directory
@@ -89,7 +91,7 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
     inputnode = pe.Node(niu.IdentityInterface(fields=["sessions_tsv", *qc_fields]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
 
-    split = pe.Node(SplitSubjects(seed=seed), name="split", run_without_submitting=True)
+    split = pe.Node(SplitSubjects(seed=seed, fractions=tuple(split_fractions)), name="split", run_without_submitting=True)
     store = pe.Node(BuildSliceStore(config=str(config)), name="slice_store", mem_gb=2.0)
     train = pe.Node(TrainModel(config=str(config), resume=resume), name="train", mem_gb=4.0)
     if train_dir is not None:
