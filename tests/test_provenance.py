@@ -112,3 +112,15 @@ def test_the_methods_paragraph_names_tools_versions_template_and_model():
     assert "MNI152NLin2009aSym" in text and "conditional adversarial autoencoder" in text
     assert f"The model configuration `demo` used {cfg.image_size} x {cfg.image_size} px" in text
     assert f"{cfg.steps} steps" in text
+
+
+def test_the_group_paragraph_describes_the_evaluation_only_when_it_runs():
+    from daninet_pipeline.evaluation.measure import QUICK_SYN_VOXEL_MM
+    from daninet_pipeline.reports.citation import citation_text
+    from daninet_pipeline.workflows.group import init_group_wf
+
+    with_eval = citation_text(level="group", workflow=init_group_wf(output_dir="out", config="demo"))
+    without = citation_text(level="group", workflow=init_group_wf(output_dir="out", config="demo", evaluate=False))
+    for words in ("last scan before it", "identity", "population mean", "tensor-based morphometry",
+                  f"grid of {QUICK_SYN_VOXEL_MM:g} mm", "bootstrap 95% intervals resampling test subjects"):
+        assert words in with_eval and words not in without, words

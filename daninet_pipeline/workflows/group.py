@@ -84,6 +84,21 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
         "(per-region, per-diagnosis yearly rates of intensity change; scikit-learn) was "
         "fitted on longitudinal pairs of the training set, "
         "and the conditional adversarial autoencoder was trained in PyTorch.\n")
+    if evaluate:
+        from ..evaluation.measure import QUICK_SYN_ITERATIONS, QUICK_SYN_VOXEL_MM
+
+        workflow.__desc__ += (
+            "Each follow-up of a test subject was predicted from the last scan before it by the model (its "
+            "image, and the baseline plus the model's predicted change) and by three baselines: the starting "
+            "scan copied forward (identity), the starting scan plus the training subjects' mean change for "
+            "its diagnosis over the same interval (population mean) and, where two scans or more preceded "
+            "the start, each voxel's linear trend; the real follow-up scored as a prediction (oracle) gave "
+            "the measurement's floor. Regional volume change was measured by tensor-based morphometry: the "
+            "Jacobian determinant of an ANTsPy SyN registration of the starting scan to each image "
+            f"({'x'.join(map(str, QUICK_SYN_ITERATIONS))} iterations on a grid of {QUICK_SYN_VOXEL_MM:g} mm "
+            "at least, a quick setting), integrated over each atlas region. Each method's error was "
+            "compared with identity's and the population mean's on the same follow-ups, with bootstrap "
+            "95% intervals resampling test subjects, by horizon.\n")
     qc_fields = ["qc_tsv", "qc_outliers_tsv", "excluded_tsv"] if qc else []
     ds_fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card", *qc_fields]
     fields = ["split_tsv", "model_file", "losses_tsv", "eval_tsv", "eval_md", "model_card",
