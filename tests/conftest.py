@@ -7,6 +7,7 @@ worker generate it and the others reuse it.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import nibabel as nib
@@ -107,3 +108,12 @@ def oasis_like(demo_bids: Path, root: Path, *, sessions_per_subject: int = 2,
                               "cdr": table["cdr_global"], "dx1": "Cognitively normal"})
         oasis.to_csv(root / sub / f"{sub}_sessions.tsv", sep="\t", index=False)
     return root
+
+
+def write_tool(folder: Path, name: str, text: str) -> Path:
+    """An executable ``/bin/sh`` script ``folder/name`` with body ``text``: a stand-in
+    command (sbatch, squeue, scancel, nvidia-smi, torchrun) put first on PATH."""
+    path = Path(folder) / name
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path

@@ -6,17 +6,12 @@ tests/deployment/test_slurm_recipes.py::test_stopped_app_cancels_the_jobs_it_sub
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 
 from daninet_pipeline.cli import batch
 
-
-def _tool(folder, name, text):
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+from .conftest import write_tool
 
 
 @pytest.fixture
@@ -40,9 +35,9 @@ def _plugin(cls, tmp_path, submitted=()):
 def test_slurm_cancels_read_back_ids_and_queued_jobs_of_its_batch_folder_only(scheduler, tmp_path):
     bin_dir, calls = scheduler
     mine, other = tmp_path / "work" / "wf" / "batch", tmp_path / "work2" / "wf" / "batch"
-    _tool(bin_dir, "squeue", f'[ "$3" = alice ] || exit 1\necho "17|{mine}/batchscript_a.sh"\n'
-                             f'echo "18|{other}/batchscript_a.sh"\necho "19|{mine}/batchscript_b.sh"\n')
-    _tool(bin_dir, "scancel", f'echo "$@" >> {calls}\n')
+    write_tool(bin_dir, "squeue", f'[ "$3" = alice ] || exit 1\necho "17|{mine}/batchscript_a.sh"\n'
+                                  f'echo "18|{other}/batchscript_a.sh"\necho "19|{mine}/batchscript_b.sh"\n')
+    write_tool(bin_dir, "scancel", f'echo "$@" >> {calls}\n')
     plugin = _plugin(batch.SLURMGraphPlugin, tmp_path, submitted={"12"})
     assert plugin.cancel() == ["12", "17", "19"]
     assert calls.read_text().split() == ["12", "17", "19"]
@@ -51,7 +46,7 @@ def test_slurm_cancels_read_back_ids_and_queued_jobs_of_its_batch_folder_only(sc
 def test_sge_cancels_queued_jobs_whose_script_is_in_its_batch_folder(scheduler, tmp_path):
     bin_dir, calls = scheduler
     mine, other = tmp_path / "work" / "wf" / "batch", tmp_path / "elsewhere"
-    _tool(bin_dir, "qstat", f"""if [ "$1" = -j ]; then
+    write_tool(bin_dir, "qstat", f"""if [ "$1" = -j ]; then
   case "$2" in
     301) echo "job_number: 301"; echo "script_file:    {mine}/batchscript_x.sh" ;;
     302) echo "job_number: 302"; echo "script_file:    {other}/run.sh" ;;
@@ -63,7 +58,7 @@ echo "-----------------------------------------------------------------"
 echo "    301 0.55500 j0_x       alice        qw    11/30/2026 10:00:00"
 echo "    302 0.55500 j0_y       alice        qw    11/30/2026 10:00:01"
 """)
-    _tool(bin_dir, "qdel", f'echo "$@" >> {calls}\n')
+    write_tool(bin_dir, "qdel", f'echo "$@" >> {calls}\n')
     plugin = _plugin(batch.SGEGraphPlugin, tmp_path)
     assert plugin.cancel() == ["301"]
     assert calls.read_text().split() == ["301"]
@@ -71,8 +66,8 @@ echo "    302 0.55500 j0_y       alice        qw    11/30/2026 10:00:01"
 
 def test_nothing_to_cancel_runs_no_command(scheduler, tmp_path):
     bin_dir, calls = scheduler
-    _tool(bin_dir, "squeue", "exit 0\n")
-    _tool(bin_dir, "scancel", f'echo "$@" >> {calls}\n')
+    write_tool(bin_dir, "squeue", "exit 0\n")
+    write_tool(bin_dir, "scancel", f'echo "$@" >> {calls}\n')
     assert _plugin(batch.SLURMPlugin, tmp_path).cancel() == []
     assert not calls.exists()
 

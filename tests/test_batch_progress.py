@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from types import SimpleNamespace
 
 from nipype.interfaces.utility import Function
@@ -17,11 +16,7 @@ from nipype.pipeline import engine as pe
 
 from daninet_pipeline.cli.execution import run_workflow
 
-
-def _tool(folder, name, text):
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+from .conftest import write_tool
 
 
 def _double(x):
@@ -42,8 +37,8 @@ def test_slurm_plugin_reports_every_step_to_the_progress(tmp_path, monkeypatch, 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # sbatch's last argument is the job script: run it, then answer as sbatch does
-    _tool(bin_dir, "sbatch", 'for last; do :; done\nsh "$last" > /dev/null 2>&1\necho "Submitted batch job 7"\n')
-    _tool(bin_dir, "squeue", "exit 0\n")
+    write_tool(bin_dir, "sbatch", 'for last; do :; done\nsh "$last" > /dev/null 2>&1\necho "Submitted batch job 7"\n')
+    write_tool(bin_dir, "squeue", "exit 0\n")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("LOGNAME", "alice")
     opts = SimpleNamespace(output_dir=tmp_path / "out", plugin="SLURM", verbose=0, stop_on_first_crash=False,

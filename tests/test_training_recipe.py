@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .conftest import write_tool
+
 RECIPE = Path(__file__).resolve().parents[1] / "workflows" / "slurm" / "train_group.sbatch"
-
-
-def _tool(folder: Path, name: str, text: str) -> None:
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
 def _run_recipe(tmp_path: Path, gpus: int | None, **env_extra) -> subprocess.CompletedProcess:
@@ -27,10 +22,10 @@ def _run_recipe(tmp_path: Path, gpus: int | None, **env_extra) -> subprocess.Com
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # the stand-in training records its arguments and writes the model file
-    _tool(bin_dir, "torchrun", f'echo "torchrun $*" > {tmp_path}/args; touch "$OUT/model.pt"\n')
+    write_tool(bin_dir, "torchrun", f'echo "torchrun $*" > {tmp_path}/args; touch "$OUT/model.pt"\n')
     if gpus is not None:
         lines = "".join(f"echo 'GPU {i}: NVIDIA H100 (UUID: GPU-{i})'\n" for i in range(gpus))
-        _tool(bin_dir, "nvidia-smi", lines if gpus else "echo 'No devices were found'; exit 6\n")
+        write_tool(bin_dir, "nvidia-smi", lines if gpus else "echo 'No devices were found'; exit 6\n")
     # bash and coreutils only, so that a real nvidia-smi of this machine is not found
     for tool in ("bash", "mkdir", "wc", "date", "hostname", "nproc", "cat", "env", "touch", "grep"):
         found = shutil.which(tool)
