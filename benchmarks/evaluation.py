@@ -173,7 +173,8 @@ def main(argv=None) -> int:
             plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
         elif stage == "evaluate":
             grid = f"-grid{opts.syn_voxel_mm:g}mm" if opts.syn_voxel_mm else ""
-            plan.append(("evaluate-" + "-".join(opts.configs) + grid, lambda: stage_evaluate(root, opts)))
+            only = "" if set(opts.measurements) == {"tbm", "atropos"} else "-" + "-".join(opts.measurements)
+            plan.append(("evaluate-" + "-".join(opts.configs) + grid + only, lambda: stage_evaluate(root, opts)))
         elif stage == "participant" and opts.derivatives == "truth":
             plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
         else:
