@@ -128,3 +128,18 @@ def test_an_image_atropos_cannot_segment_is_not_measured_rather_than_an_error(pa
     monkeypatch.setattr(measure, "tissue_posteriors", failing)
     got = measure.atropos_change(a, b, mask, labels, regions, ZOOMS, start_posteriors=post)
     assert set(got) == set(regions) and all(np.isnan(v) for v in got.values())
+
+
+def test_measurements_leave_no_ants_file_behind(pair, tmp_path, monkeypatch):
+    """ANTsPy writes each registration's transforms and Atropos' posteriors to the temp
+    folder and leaves them: at ADNI's scale, tens of gigabytes in /tmp."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    start, follow, *_ = pair
+    measure.jacobian_determinant(start, follow, ZOOMS, iterations=(2,))
+    measure.tissue_posteriors(start, start > 0.3, ZOOMS, iterations=2)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    print(f"files left in the temp folder: {len(left)} {left[:6]}")
+    assert left == []
+    assert tempfile.gettempdir() == str(tmp_path)

@@ -26,6 +26,9 @@ anything. The errors of both against the demo data's ground truth are stated in
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -94,6 +97,21 @@ def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
     return array.reshape(a, factor, b, factor, c, factor).mean(axis=(1, 3, 5))
 
 
+@contextmanager
+def _ants_scratch():
+    """A private folder for the files ANTsPy writes and leaves behind (each SyN's
+    transforms, Atropos' posteriors: about 15 MB a follow-up at 1 mm, tens of gigabytes
+    in the temp folder over a cohort), removed on exit with everything in it. ANTsPy
+    names them with :func:`tempfile.mktemp`, so the folder is made the temp folder of
+    this (single-threaded) call and given back after."""
+    with tempfile.TemporaryDirectory(prefix="daninet_ants_") as tmp:
+        before, tempfile.tempdir = tempfile.tempdir, tmp
+        try:
+            yield tmp
+        finally:
+            tempfile.tempdir = before
+
+
 def jacobian_determinant(start: np.ndarray, other: np.ndarray, zooms, *,
                          iterations=None, seed: int = 1, voxel_mm=None) -> np.ndarray:
     """Jacobian determinant (on ``start``'s grid) of SyN from ``start`` (fixed) to ``other``
@@ -111,12 +129,13 @@ def jacobian_determinant(start: np.ndarray, other: np.ndarray, zooms, *,
 
     iterations = SYN_ITERATIONS if iterations is None else iterations
     fixed, moving = _ants_image(start, zooms), _ants_image(other, zooms)
-    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly",
-                            initial_transform="Identity", reg_iterations=tuple(iterations),
-                            random_seed=seed, verbose=False)
-    warp = next(t for t in reg["fwdtransforms"] if t.endswith((".nii", ".nii.gz")))
-    jac = ants.create_jacobian_determinant_image(fixed, warp, do_log=False)
-    return jac.numpy().astype(np.float32)
+    with _ants_scratch() as tmp:
+        reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly",
+                                initial_transform="Identity", reg_iterations=tuple(iterations),
+                                random_seed=seed, verbose=False, outprefix=os.path.join(tmp, "syn_"))
+        warp = next(t for t in reg["fwdtransforms"] if t.endswith((".nii", ".nii.gz")))
+        jac = ants.create_jacobian_determinant_image(fixed, warp, do_log=False)
+        return jac.numpy().astype(np.float32)
 
 
 def bounding_box(mask: np.ndarray, margin: int = 3) -> tuple[slice, slice, slice]:
@@ -178,12 +197,13 @@ def tissue_posteriors(image: np.ndarray, mask: np.ndarray, zooms, *, iterations:
     image = np.nan_to_num(np.asarray(image, np.float32))
     img = _ants_image(image, zooms)
     msk = _ants_image(mask.astype(np.float32), zooms)
-    try:
-        seg = ants.atropos(a=img, x=msk, i="kmeans[3]", m="[0.1,1x1x1]", c=f"[{iterations},0]",
-                           priorweight=0.0, verbose=0)
-    except Exception as err:  # ANTsPy raises a bare Exception when Atropos exits non-zero
-        raise MeasurementError(f"Atropos failed: {err}") from err
-    post = np.stack([p.numpy() for p in seg["probabilityimages"]]).astype(np.float32)
+    with _ants_scratch():
+        try:
+            seg = ants.atropos(a=img, x=msk, i="kmeans[3]", m="[0.1,1x1x1]", c=f"[{iterations},0]",
+                               priorweight=0.0, verbose=0)
+        except Exception as err:  # ANTsPy raises a bare Exception when Atropos exits non-zero
+            raise MeasurementError(f"Atropos failed: {err}") from err
+        post = np.stack([p.numpy() for p in seg["probabilityimages"]]).astype(np.float32)
     means = [float(image[mask & (p > 0.5)].mean()) if (mask & (p > 0.5)).any() else np.inf
              for p in post]
     return post[np.argsort(means)]
