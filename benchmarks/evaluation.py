@@ -46,6 +46,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from daninet_pipeline.evaluation.split import FRACTIONS
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = ("base", "P", "C", "T", "full", "full-residual")
 STAGES = ("data", "participant", "train", "evaluate")
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--measurements", nargs="+", default=["tbm", "atropos"], choices=("tbm", "atropos"))
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
-    parser.add_argument("--split", nargs=3, type=float, default=[0.7, 0.15, 0.15],
+    parser.add_argument("--split", nargs=3, type=float, default=list(FRACTIONS),
                         metavar=("TRAIN", "VALIDATION", "TEST"), help="shares of the subjects in each split")
     parser.add_argument("--syn-voxel-mm", type=float, default=None,
                         help="TBM registers on a grid this coarse at least (default: the derivatives' own)")

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "validation", "test")
+#: the shares of the subjects in train, validation and test, unless a caller asks for others
+FRACTIONS = (0.7, 0.15, 0.15)
 
 
 def split_subjects(table: pd.DataFrame, *, seed: int = 0,
-                   fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> pd.DataFrame:
+                   fractions: tuple[float, float, float] = FRACTIONS) -> pd.DataFrame:
     """Assign every subject of a session table to one split, stratified by diagnosis.
 
     ``table`` has one row per session with ``subject``, ``age`` and ``diagnosis``; a

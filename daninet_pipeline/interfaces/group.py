@@ -17,6 +17,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from ..evaluation.split import FRACTIONS
+
 
 def _read_tsv(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
@@ -64,7 +66,7 @@ class GatherDerivatives(SimpleInterface):
 class _SplitInputSpec(BaseInterfaceInputSpec):
     sessions_tsv = File(exists=True, mandatory=True, desc="selected sessions with derivatives")
     seed = traits.Int(0, usedefault=True, desc="random seed of the split")
-    fractions = traits.Tuple((0.7, 0.15, 0.15), traits.Float, traits.Float, traits.Float, usedefault=True,
+    fractions = traits.Tuple(FRACTIONS, traits.Float, traits.Float, traits.Float, usedefault=True,
                              desc="train, validation and test shares of the subjects")
 
 

@@ -10,6 +10,7 @@ from niworkflows.engine.workflows import LiterateWorkflow as Workflow
 
 from .. import __version__
 from ..bids.naming import model_dir
+from ..evaluation.split import FRACTIONS
 from ..interfaces.group import (
     BuildSliceStore,
     EvaluateTestSplit,
@@ -26,7 +27,7 @@ def model_dir_of(output_dir, config: str) -> Path:
 
 def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resume: bool = False,
                   evaluate: bool = True, train_dir=None, train_plugin_args: dict | None = None,
-                  qc: bool = False, split_fractions=(0.7, 0.15, 0.15), name: str = "group_wf") -> Workflow:
+                  qc: bool = False, split_fractions=FRACTIONS, name: str = "group_wf") -> Workflow:
     """Train DaniNet on the selected sessions' participant-level derivatives.
 
     Workflow Graph
@@ -93,7 +94,7 @@ def init_group_wf(*, output_dir, config: str, bids_dir=None, seed: int = 0, resu
             "scan copied forward (identity), the starting scan plus the training subjects' mean change for "
             "its diagnosis over the same interval (population mean) and, where two scans or more preceded "
             "the start, each voxel's linear trend; the real follow-up scored as a prediction (oracle) gave "
-            "the measurement's floor. Regional volume change was measured by tensor-based morphometry: the "
+            "the measurement's own error. Regional volume change was measured by tensor-based morphometry: the "
             "Jacobian determinant of an ANTsPy SyN registration of the starting scan to each image "
             f"({'x'.join(map(str, QUICK_SYN_ITERATIONS))} iterations on a grid of {QUICK_SYN_VOXEL_MM:g} mm "
             "at least, a quick setting), integrated over each atlas region. Each method's error was "
