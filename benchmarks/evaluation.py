@@ -29,8 +29,19 @@ time. Stages:
    tables them while it runs; a restarted stage re-runs no finished subject: tested in
    ``tests/group/test_evaluation_rerun.py``). Writes
    ``DIR/out/models/evaluation/``:
-   ``evaluation.tsv`` (one row per follow-up, method and measurement),
-   ``evaluation.md`` (the tables with intervals), ``seconds_per_followup``.
+   ``group_eval.tsv`` (one row per follow-up, method and measurement) and
+   ``group_eval.md`` (the tables with intervals; its note gives the node time per
+   follow-up).
+
+   ``--min-years Y`` scores only the follow-ups at least Y years after their starting
+   scan; ``--models-only`` leaves out ``population-mean`` and ``linear`` (``identity``
+   and ``oracle`` stay). Such a run adds models to a finished one at a fraction of its
+   cost (the ablations at the primary comparison's horizons): it has its own work
+   folder and table (``DIR/out/models/evaluation-<settings>/``), and with
+   ``--models-only`` it is joined to the finished run's table
+   (``DIR/out/models/evaluation/group_eval.tsv``) in ``.../joined/``
+   (:func:`daninet_pipeline.evaluation.report.join_runs`: every method on the same
+   follow-ups; the identity and oracle rows of both runs must agree).
 """
 
 from __future__ import annotations
@@ -134,13 +145,41 @@ def stage_train(root: Path, name: str, opts) -> None:
     wf.run(plugin="Linear")
 
 
+def evaluation_stage(opts) -> tuple[str, str]:
+    """The evaluate stage's name (its settings, so a run with others is not taken as done)
+    and its folder name: ``evaluation`` for a whole run, else one per setting."""
+    grid = f"-grid{opts.syn_voxel_mm:g}mm" if opts.syn_voxel_mm else ""
+    only = "" if set(opts.measurements) == {"tbm", "atropos"} else "-" + "-".join(opts.measurements)
+    part = (f"-min{opts.min_years:g}y" if opts.min_years else "") + ("-models-only" if opts.models_only else "")
+    name = "evaluate-" + "-".join(opts.configs) + grid + only + part
+    return name, "evaluation" + (name[len("evaluate"):] if part else "")
+
+
 def stage_evaluate(root: Path, opts) -> None:
+    from daninet_pipeline.evaluation.report import join_runs, measurement_note, read_rows, write_evaluation
     from daninet_pipeline.workflows.evaluation import run_evaluation
 
+    _, folder = evaluation_stage(opts)
+    out_dir = root / "out" / "models" / folder
     models = {f"{name}": root / "out" / "models" / f"bench-{name}" / "model.pt" for name in opts.configs}
-    run_evaluation(bids_dir=root / "bids", output_dir=root / "out", models=models,
-                   out_dir=root / "out" / "models" / "evaluation", work_dir=root / "work",
-                   nprocs=opts.nprocs, measurements=tuple(opts.measurements), syn_voxel_mm=opts.syn_voxel_mm)
+    tsv, _ = run_evaluation(bids_dir=root / "bids", output_dir=root / "out", models=models, out_dir=out_dir,
+                            work_dir=root / "work", nprocs=opts.nprocs, measurements=tuple(opts.measurements),
+                            syn_voxel_mm=opts.syn_voxel_mm, min_years=opts.min_years,
+                            baselines=not opts.models_only,
+                            name="evaluation_wf" if folder == "evaluation" else folder.replace("-", "_").replace(".", "_"))
+    if opts.models_only:
+        whole = root / "out" / "models" / "evaluation" / "group_eval.tsv"
+        if not whole.is_file():
+            raise SystemExit(f"[bench] --models-only joins its rows to a finished run's {whole}: run the evaluate "
+                             "stage without it first")
+        extra = read_rows(tsv)
+        joined, gap = join_runs(read_rows(whole), extra)
+        note = (f"{measurement_note(joined, syn_voxel_mm=opts.syn_voxel_mm)} Two runs joined on the same "
+                f"{joined.groupby(['subject', 'start_session', 'followup_session']).ngroups} follow-ups: "
+                f"{', '.join(f'`{m}`' for m in sorted(set(extra['method']) - {'identity', 'oracle'}))} from "
+                f"`{folder}`, the rest from `evaluation`; their identity and oracle rows agree to {gap:.1g} "
+                "(the same measurement).")
+        write_evaluation(joined, out_dir / "joined", note=note)
 
 
 def main(argv=None) -> int:
@@ -156,6 +195,10 @@ def main(argv=None) -> int:
                         metavar=("TRAIN", "VALIDATION", "TEST"), help="shares of the subjects in each split")
     parser.add_argument("--syn-voxel-mm", type=float, default=None,
                         help="TBM registers on a grid this coarse at least (default: the derivatives' own)")
+    parser.add_argument("--min-years", type=float, default=0.0,
+                        help="score only the follow-ups at least this many years after their starting scan")
+    parser.add_argument("--models-only", action="store_true",
+                        help="leave out population-mean and linear; join the rows to the finished run's table")
     parser.add_argument("--derivatives", choices=("participant", "truth"), default="participant",
                         help="truth: stand in for the participant level with the ground truth (no "
                              "pre-processing error, no scanner contrast; a shortcut, said in the table)")
@@ -174,9 +217,7 @@ def main(argv=None) -> int:
         if stage == "train":
             plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
         elif stage == "evaluate":
-            grid = f"-grid{opts.syn_voxel_mm:g}mm" if opts.syn_voxel_mm else ""
-            only = "" if set(opts.measurements) == {"tbm", "atropos"} else "-" + "-".join(opts.measurements)
-            plan.append(("evaluate-" + "-".join(opts.configs) + grid + only, lambda: stage_evaluate(root, opts)))
+            plan.append((evaluation_stage(opts)[0], lambda: stage_evaluate(root, opts)))
         elif stage == "participant" and opts.derivatives == "truth":
             plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
         else:
@@ -190,8 +231,10 @@ def main(argv=None) -> int:
         print(f"[bench] {time.strftime('%H:%M:%S')} {name} ...", flush=True)
         fn()
         _record(root, name, time.perf_counter() - t0)
-    if (root / "out" / "models" / "evaluation" / "evaluation.md").is_file():
-        print((root / "out" / "models" / "evaluation" / "evaluation.md").read_text())
+    table = root / "out" / "models" / evaluation_stage(opts)[1]
+    table = table / "joined" / "group_eval.md" if opts.models_only else table / "group_eval.md"
+    if "evaluate" in opts.stages and table.is_file():
+        print(table.read_text())
     print(pd.read_csv(root / "stages.tsv", sep="\t").to_string(index=False))
     return 0
 

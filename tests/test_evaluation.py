@@ -77,6 +77,22 @@ def test_evaluation_workflow_takes_a_coarser_tbm_grid_and_says_so(tmp_path):
     assert not isinstance(native.get_node("evaluate_subject").inputs.syn_voxel_mm, float)
 
 
+def test_an_added_run_scores_its_horizons_without_the_baselines_and_keeps_earlier_runs_cached(tmp_path):
+    from daninet_pipeline.interfaces.evaluation import EvaluateSubject
+    from daninet_pipeline.workflows.evaluation import init_evaluation_wf
+
+    wf = init_evaluation_wf(subjects=["01"], models={}, out_dir=tmp_path, min_years=3.0, baselines=False,
+                            name="evaluation_wf_added")
+    node = wf.get_node("evaluate_subject")
+    assert wf.name == "evaluation_wf_added"
+    assert node.inputs.min_years == 3.0 and node.inputs.baselines is False
+    # left unset they are not hashed: a run from before these inputs existed stays cached
+    whole = init_evaluation_wf(subjects=["01"], models={}, out_dir=tmp_path).get_node("evaluate_subject")
+    inputs = {**whole.inputs.get_traitsfree(), "subject": "01"}
+    hashed = [name for name, _ in EvaluateSubject(**inputs).inputs.get_hashval()[0]]
+    assert "measurements" in hashed and not {"min_years", "baselines"} & set(hashed)
+
+
 def test_horizons():
     assert [horizon_of(y) for y in (0.5, 1.0, 2.9, 3.0, 4.99, 5.0, 8.0)] == [
         "<1", "1-3", "1-3", "3-5", "3-5", ">=5", ">=5"]
@@ -152,6 +168,34 @@ def test_methods_are_paired_and_the_oracle_is_the_floor(evaluated, tmp_path):
     assert "| tbm |" in text and "95% interval" in text
     summary = summarise(rows)
     assert list(summary["method"][:3]) == [ORACLE, IDENTITY, POPULATION_MEAN]
+
+
+def test_followups_can_be_limited_to_those_far_enough_ahead(evaluated):
+    sessions, split, pairs, _ = evaluated
+    longest = max(p.years for p in pairs)
+    far = followup_pairs(sessions, split, min_years=longest)
+    assert [(p.followup_session, p.years) for p in far] == [(p.followup_session, p.years) for p in pairs
+                                                            if p.years >= longest]
+    assert followup_pairs(sessions, split, min_years=longest + 0.01) == []
+
+
+def test_a_second_run_adds_its_models_on_its_own_followups_only_when_it_measured_alike(evaluated):
+    from daninet_pipeline.evaluation.report import join_runs
+
+    _, _, pairs, rows = evaluated
+    last = rows["followup_session"] == pairs[-1].followup_session
+    extra = rows[last & rows["method"].isin([IDENTITY, ORACLE])]
+    other = rows[last & (rows["method"] == POPULATION_MEAN)].assign(method="other", error=0.5)
+    joined, gap = join_runs(rows, pd.concat([extra, other]))
+    assert gap == 0.0
+    assert set(joined["followup_session"]) == {pairs[-1].followup_session}
+    assert sorted(joined["method"]) == sorted([*rows.loc[last, "method"], "other"])
+    with pytest.raises(ValueError, match="measured differently: identity/oracle errors differ by up to 0.001"):
+        join_runs(rows, pd.concat([extra.assign(error=extra["error"] + 1e-3), other]))
+    with pytest.raises(ValueError, match="must score identity and oracle"):
+        join_runs(rows, pd.concat([extra[extra["method"] == IDENTITY], other]))
+    with pytest.raises(ValueError, match="the first run has no tbm row for sub-"):
+        join_runs(rows[~last], pd.concat([extra, other]))
 
 
 def test_rows_say_where_the_time_goes_and_the_table_the_measurement_setting(evaluated):

@@ -4,7 +4,7 @@ For every test subject, each follow-up is predicted from the **last scan before 
 (the starting scan) by every method: the baselines of
 :mod:`~daninet_pipeline.evaluation.baselines` (``identity``, ``population-mean``,
 ``linear``), each model in ``direct`` and ``change`` mode, and ``oracle`` (the real
-follow-up scored as a prediction: the floor of the measurement). Each prediction's
+follow-up scored as a prediction: the measurement's own error). Each prediction's
 regional volume change from the starting scan is measured by TBM and by Atropos
 (:mod:`~daninet_pipeline.evaluation.measure`) in the evaluation regions (the demo
 data's atrophy regions, :data:`~daninet_pipeline.regions.REGION_GROUPS`) and
@@ -125,9 +125,10 @@ def ground_truth_volumes(bids_dir) -> pd.DataFrame | None:
 
 
 def followup_pairs(sessions: pd.DataFrame, split: pd.DataFrame | None = None, *, splits=("test",),
-                   truth: pd.DataFrame | None = None) -> list[FollowUp]:
+                   truth: pd.DataFrame | None = None, min_years: float = 0.0) -> list[FollowUp]:
     """Every follow-up of the chosen splits' subjects with the last scan before it (one
-    T1w per session, :func:`~daninet_pipeline.evaluation.baselines.one_t1w_per_session`).
+    T1w per session, :func:`~daninet_pipeline.evaluation.baselines.one_t1w_per_session`);
+    with ``min_years``, only those at least that many years after their starting scan.
 
     ``sessions``: the group level's table (``subject``, ``session``, ``age``,
     ``diagnosis``, ``t1w``, ``preproc``, ``mask``). The diagnosis is the starting scan's
@@ -142,6 +143,8 @@ def followup_pairs(sessions: pd.DataFrame, split: pd.DataFrame | None = None, *,
         known = [d for d in group["diagnosis"] if isinstance(d, str) and d]
         for k in range(1, len(group)):
             start, fu = group.iloc[k - 1], group.iloc[k]
+            if float(fu["age"]) - float(start["age"]) < min_years:
+                continue
             dx = start["diagnosis"] if isinstance(start["diagnosis"], str) and start["diagnosis"] else (
                 known[0] if known else "CN")
             change = None

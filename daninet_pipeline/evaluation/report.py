@@ -141,6 +141,48 @@ def nothing_to_evaluate_line(test_subjects) -> str:
             "the model was trained and written, but not scored.")
 
 
+FOLLOWUP = ("subject", "start_session", "followup_session")
+
+
+def read_rows(path) -> pd.DataFrame:
+    """An evaluation table (``group_eval.tsv`` or one subject's rows), labels kept as text."""
+    return pd.read_csv(path, sep="\t", dtype={k: str for k in FOLLOWUP})
+
+
+def join_runs(rows: pd.DataFrame, extra: pd.DataFrame, *, tolerance: float = 1e-5) -> tuple[pd.DataFrame, float]:
+    """One table from two runs on the same test split: ``extra`` (a second run, such as more
+    models scored on some of the follow-ups) adds its methods to ``rows``. Both keep only
+    ``extra``'s follow-ups, so every comparison of the joined table is paired on the same
+    follow-ups and measurements.
+
+    The methods both runs scored (``identity`` and ``oracle`` at least) must agree row by
+    row: their largest |difference| of ``error`` is returned, and one over ``tolerance``
+    (the runs measured differently: another grid, data or seed) is a ``ValueError``, as is
+    a follow-up of ``extra`` that ``rows`` lacks."""
+    keys = [*FOLLOWUP, "measurement"]
+    have = set(map(tuple, rows[keys].drop_duplicates().to_numpy()))
+    wanted = set(map(tuple, extra[keys].drop_duplicates().to_numpy()))
+    if wanted - have:
+        sub, start, fu, meas = sorted(wanted - have)[0]
+        raise ValueError(f"the first run has no {meas} row for sub-{sub} ses-{start} -> ses-{fu}: "
+                         "the runs scored different follow-ups")
+    shared = sorted(set(rows["method"]) & set(extra["method"]))
+    if IDENTITY not in shared or ORACLE not in shared:
+        raise ValueError("both runs must score identity and oracle: without them nothing shows they measured alike")
+    on = [*keys, "method"]
+    kept = rows[rows.set_index(keys).index.isin(list(wanted))]
+    both = kept[kept["method"].isin(shared)].merge(extra[extra["method"].isin(shared)], on=on,
+                                                   suffixes=("", "_extra"), validate="one_to_one")
+    if len(both) != int(extra["method"].isin(shared).sum()):
+        raise ValueError("the runs' shared methods do not cover the same rows")
+    gap = float((both["error"] - both["error_extra"]).abs().max())
+    if not gap <= tolerance:
+        raise ValueError(f"the runs measured differently: identity/oracle errors differ by up to {gap:.3g} "
+                         f"(over {tolerance:g}); were they run with the same data, grid and measurements?")
+    joined = pd.concat([kept, extra[~extra["method"].isin(shared)]], ignore_index=True)
+    return joined, gap
+
+
 def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Path, Path]:
     """``group_eval.tsv`` (every row) and ``group_eval.md`` (the tables) in ``out_dir``.
     With no row, ``note`` is the whole table's text (:func:`nothing_to_evaluate_line`)
@@ -161,8 +203,9 @@ def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Pa
         "Each follow-up is predicted from the last scan before it by every method. `error` = mean over "
         "the evaluation regions of |predicted - true fractional volume change| (true: the demo data's "
         "ground truth when present, else the measurement of the real follow-up), measured by TBM (ANTsPy "
-        "SyN Jacobian) and/or Atropos (see below); `oracle` is the real follow-up scored as a prediction (the floor of "
-        "the measurement); `identity` copies the starting scan; `population-mean` adds the training "
+        "SyN Jacobian) and/or Atropos (see below); `oracle` is the real follow-up scored as a prediction (the "
+        "measurement's own error: a smooth prediction can score below it, since the real follow-up carries its "
+        "noise); `identity` copies the starting scan; `population-mean` adds the training "
         "subjects' mean change for the diagnosis and interval; `linear` extrapolates the voxel-wise trend "
         "of the scans up to the start (only where there are two or more); `<model>` is the generator's "
         "image, `<model>-change` the starting scan plus the generated change. Differences are "

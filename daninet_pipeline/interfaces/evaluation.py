@@ -54,6 +54,11 @@ class _SubjectInputSpec(BaseInterfaceInputSpec):
     measurements = traits.List(traits.Enum("tbm", "atropos"), value=["tbm", "atropos"], usedefault=True,
                                desc="how regional volume change is measured")
     syn_voxel_mm = traits.Float(desc="TBM registers on a grid this coarse at least (default: the images' own)")
+    # no defaults: an input left undefined is not hashed, so adding these kept every
+    # finished subject of an earlier run cached
+    min_years = traits.Float(desc="score only follow-ups at least this many years after their starting scan")
+    baselines = traits.Bool(desc="False: leave out population-mean and linear (identity and the oracle, "
+                                 "the references of every measurement, stay); default True")
 
 
 class _SubjectOutputSpec(TraitedSpec):
@@ -75,12 +80,14 @@ class EvaluateSubject(SimpleInterface):
         sessions = read_sessions_tsv(self.inputs.sessions_tsv)
         sessions = sessions[sessions["subject"] == self.inputs.subject]
         bids = self.inputs.bids_dir if isdefined(self.inputs.bids_dir) else None
-        pairs = followup_pairs(sessions, None, truth=ground_truth_volumes(bids) if bids else None)
+        pairs = followup_pairs(sessions, None, truth=ground_truth_volumes(bids) if bids else None,
+                               min_years=self.inputs.min_years if isdefined(self.inputs.min_years) else 0.0)
+        baselines = self.inputs.baselines if isdefined(self.inputs.baselines) else True
         names = list(self.inputs.model_names) if isdefined(self.inputs.model_names) else []
         files = list(self.inputs.model_files) if isdefined(self.inputs.model_files) else []
         models = [ModelPredictor(n, f) for n, f in zip(names, files)]
-        rows = evaluate_pairs(pairs, population_mean=PopulationMean.load(self.inputs.population_mean),
-                              models=models, measurements=list(self.inputs.measurements),
+        rows = evaluate_pairs(pairs, population_mean=PopulationMean.load(self.inputs.population_mean) if baselines
+                              else None, linear=baselines, models=models, measurements=list(self.inputs.measurements),
                               syn_voxel_mm=self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm) else None)
         rows["seconds_subject"] = round(time.perf_counter() - t0, 1)
         rows["cpu_seconds_subject"] = round(time.process_time() - c0, 1)  # all threads of this process
@@ -103,11 +110,9 @@ class WriteEvaluation(SimpleInterface):
     output_spec = _EvalOutputSpec
 
     def _run_interface(self, runtime):
-        from ..evaluation.report import measurement_note, write_evaluation
+        from ..evaluation.report import measurement_note, read_rows, write_evaluation
 
-        rows = pd.concat([pd.read_csv(p, sep="\t", dtype={"subject": str, "start_session": str,
-                                                          "followup_session": str})
-                          for p in self.inputs.rows_tsv], ignore_index=True)
+        rows = pd.concat([read_rows(p) for p in self.inputs.rows_tsv], ignore_index=True)
         grid = self.inputs.syn_voxel_mm if isdefined(self.inputs.syn_voxel_mm) else None
         per_subject = rows.groupby("subject")["seconds_subject"].first()
         n_followups = rows.groupby(["subject", "start_session", "followup_session"]).ngroups

@@ -17,8 +17,8 @@ LOG = logging.getLogger("daninet.evaluation")
 
 
 def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=None,
-                       measurements=("tbm", "atropos"), syn_voxel_mm=None,
-                       name: str = "evaluation_wf") -> Workflow:
+                       measurements=("tbm", "atropos"), syn_voxel_mm=None, min_years: float = 0.0,
+                       baselines: bool = True, name: str = "evaluation_wf") -> Workflow:
     """Score the test subjects' follow-ups, one node per subject.
 
     Workflow Graph
@@ -38,6 +38,10 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
     measurements : ``tbm`` and/or ``atropos``
     syn_voxel_mm : TBM registers on a grid of this many mm at least (finer images on
         their block means); default: the images' own grid
+    min_years : score only the follow-ups at least this many years after their starting scan
+    baselines : False leaves out ``population-mean`` and ``linear`` (``identity`` and
+        ``oracle`` stay): a run that adds models to an earlier run's table
+        (:func:`~daninet_pipeline.evaluation.report.join_runs`)
 
     Inputs
     ------
@@ -58,10 +62,15 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
     fit = pe.Node(FitPopulationMean(), name="population_mean", mem_gb=2.0)
     per_subject = pe.MapNode(EvaluateSubject(model_names=list(models), model_files=[str(p) for p in models.values()],
                                              measurements=list(measurements)),
-                             iterfield=["subject"], name="evaluate_subject", mem_gb=2.0)
+                             iterfield=["subject"], name="evaluate_subject",
+                             mem_gb=3.0)  # 2.3 GB resident measured (small shape, 2 mm TBM, one model)
     per_subject.inputs.subject = list(subjects)
     if syn_voxel_mm:
         per_subject.inputs.syn_voxel_mm = float(syn_voxel_mm)
+    if min_years:
+        per_subject.inputs.min_years = float(min_years)
+    if not baselines:
+        per_subject.inputs.baselines = False
     if bids_dir is not None:
         per_subject.inputs.bids_dir = str(bids_dir)
     write = pe.Node(WriteEvaluation(out_dir=str(out_dir)), name="write", run_without_submitting=True)
@@ -78,9 +87,11 @@ def init_evaluation_wf(*, subjects: list[str], models: dict, out_dir, bids_dir=N
 
 
 def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, nprocs: int = 1,
-                   measurements=("tbm", "atropos"), syn_voxel_mm=None,
+                   measurements=("tbm", "atropos"), syn_voxel_mm=None, min_years: float = 0.0,
+                   baselines: bool = True, name: str = "evaluation_wf",
                    plugin: str = "MultiProc") -> tuple[Path, Path]:
-    """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`.
+    """Gather the sessions, read the models' common split and run :func:`init_evaluation_wf`
+    (``name``: its folder in ``work_dir``; give each differently set run its own).
 
     Run again with the same ``work_dir`` (a restart), every node that finished is cached:
     the sessions table is rewritten only when its content changes."""
@@ -104,7 +115,8 @@ def run_evaluation(*, bids_dir, output_dir, models: dict, out_dir, work_dir, npr
     n_sessions = sessions.assign(session=sessions["session"].fillna("")).groupby("subject")["session"].nunique()
     subjects = sorted(s for s in next(iter(tests.values())) if n_sessions.get(s, 0) >= 2)
     wf = init_evaluation_wf(subjects=subjects, models=models, out_dir=out_dir, bids_dir=bids_dir,
-                            measurements=measurements, syn_voxel_mm=syn_voxel_mm)
+                            measurements=measurements, syn_voxel_mm=syn_voxel_mm, min_years=min_years,
+                            baselines=baselines, name=name)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.inputs.inputnode.split_tsv = str(split_tsv)
     wf.base_dir = str(work)
