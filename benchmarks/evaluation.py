@@ -155,6 +155,26 @@ def evaluation_stage(opts) -> tuple[str, str]:
     return name, "evaluation" + (name[len("evaluate"):] if part else "")
 
 
+def write_trajectory(rows: pd.DataFrame, out_dir: Path) -> Path:
+    """The regional trajectories of the test subject with the most same-scanner follow-ups
+    (then the longest span, then the first name): ``out_dir/trajectory_sub-<label>.png``,
+    the real scans beside identity, population-mean and each model's change mode."""
+    from daninet_pipeline.evaluation.evaluate import EVAL_MODES
+    from daninet_pipeline.reports.progression import _pyplot, regional_trajectories, regional_trajectory_figure
+    from daninet_pipeline.reports.subject import TRAJECTORY_BASELINES
+
+    same = rows[~rows["scanner_change"].astype(bool) & (rows["measurement"] == "tbm")]
+    per = same.drop_duplicates(["subject", "start_session", "followup_session"]).groupby("subject").agg(
+        n=("years_ahead", "size"), span=("years_ahead", "sum"))
+    subject = per.sort_values(["n", "span"], ascending=False, kind="stable").index[0]
+    models = [m for m in dict.fromkeys(rows["method"]) if m.endswith(EVAL_MODES["change"])]
+    fig = regional_trajectory_figure(regional_trajectories(rows, subject), methods=(*TRAJECTORY_BASELINES, *models))
+    out = out_dir / f"trajectory_sub-{subject}.png"
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
 def stage_evaluate(root: Path, opts) -> None:
     from daninet_pipeline.evaluation.report import join_runs, measurement_note, read_rows, write_evaluation
     from daninet_pipeline.workflows.evaluation import run_evaluation
@@ -180,6 +200,8 @@ def stage_evaluate(root: Path, opts) -> None:
                 f"`{folder}`, the rest from `evaluation`; their identity and oracle rows agree to {gap:.1g} "
                 "(the same measurement).")
         write_evaluation(joined, out_dir / "joined", note=note)
+    else:
+        print(f"[bench] {write_trajectory(read_rows(tsv), out_dir)}", flush=True)
 
 
 def main(argv=None) -> int:

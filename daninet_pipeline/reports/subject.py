@@ -150,13 +150,13 @@ def _evaluation_section(output_dir: Path, subject: str) -> list[str]:
         return []
     from ..evaluation.baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN
     from ..evaluation.evaluate import EVAL_MODES
+    from ..evaluation.report import read_rows
     from .progression import _png, regional_trajectories, regional_trajectory_figure
 
     baselines = {IDENTITY, LINEAR, ORACLE, POPULATION_MEAN}
     body = []
     for eval_tsv in evaluations:
-        rows = pd.read_csv(eval_tsv, sep="\t", dtype={"subject": str, "start_session": str,
-                                                       "followup_session": str})
+        rows = read_rows(eval_tsv)
         traj = regional_trajectories(rows, subject)
         if traj.empty:
             continue
