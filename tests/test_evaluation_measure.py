@@ -143,3 +143,17 @@ def test_measurements_leave_no_ants_file_behind(pair, tmp_path, monkeypatch):
     print(f"files left in the temp folder: {len(left)} {left[:6]}")
     assert left == []
     assert tempfile.gettempdir() == str(tmp_path)
+
+
+def test_each_measurement_gives_the_same_numbers_on_every_call(pair):
+    """Atropos starts its k-means from random centres: unseeded, the starting scan's tissue
+    weights (TBM's and Atropos') differed from one call to the next, so two runs of the
+    evaluation scored the same follow-up differently."""
+    a, b, mask, labels, regions, _ = pair
+    posteriors = [measure.tissue_posteriors(a, measure.dilated(mask), ZOOMS) for _ in range(3)]
+    gaps = [float(np.abs(p - posteriors[0]).max()) for p in posteriors[1:]]
+    print(f"largest posterior difference between calls: {gaps}")
+    assert gaps == [0.0, 0.0]
+    for method in measure.MEASUREMENTS:
+        first, again = (measure.measure_change(method, a, b, mask, labels, regions, ZOOMS) for _ in range(2))
+        assert first == again, method

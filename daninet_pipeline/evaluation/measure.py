@@ -199,8 +199,10 @@ def tissue_posteriors(image: np.ndarray, mask: np.ndarray, zooms, *, iterations:
     msk = _ants_image(mask.astype(np.float32), zooms)
     with _ants_scratch():
         try:
+            # r=0: Atropos' fixed seed (its default draws one from the clock, so the
+            # posteriors, TBM's weights, differed from call to call)
             seg = ants.atropos(a=img, x=msk, i="kmeans[3]", m="[0.1,1x1x1]", c=f"[{iterations},0]",
-                               priorweight=0.0, verbose=0)
+                               priorweight=0.0, verbose=0, r=0)
         except Exception as err:  # ANTsPy raises a bare Exception when Atropos exits non-zero
             raise MeasurementError(f"Atropos failed: {err}") from err
         post = np.stack([p.numpy() for p in seg["probabilityimages"]]).astype(np.float32)
