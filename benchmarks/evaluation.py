@@ -7,7 +7,8 @@ one model per ablation, then the paired evaluation with baselines and intervals.
 
 Every stage is cached in DIR and skipped when done, so the command resumes where it
 stopped (also across working sessions); ``DIR/stages.tsv`` records each stage's wall
-time. Stages:
+time. A train or evaluate stage done from presets that were edited since runs again
+(``DIR/stages/<stage>.done`` keeps the presets' digest). Stages:
 
 1. ``data``: ``daninet-demo-data DIR/bids --subjects N --seed S --shape small``;
 2. ``participant``: ``daninet DIR/bids DIR/out participant`` (pre-processing, Nipype's
@@ -47,6 +48,7 @@ time. Stages:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -64,13 +66,28 @@ CONFIGS = ("base", "P", "C", "T", "full", "full-residual")
 STAGES = ("data", "participant", "train", "evaluate")
 
 
-def _done(root: Path, stage: str) -> bool:
-    return (root / "stages" / f"{stage}.done").is_file()
+def preset_digest(names) -> str:
+    """SHA-256 of the presets ``benchmarks/configs/bench-<name>.json`` (their text): what a
+    train or evaluate stage was made from, so an edited preset is not taken as done."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + (HERE / "configs" / f"bench-{name}.json").read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
-def _record(root: Path, stage: str, seconds: float, note: str = "") -> None:
+def _done_with(root: Path, stage: str) -> str | None:
+    """The digest a stage was done with ("" for a stage without one, or recorded before
+    digests were); None if it is not done."""
+    marker = root / "stages" / f"{stage}.done"
+    if not marker.is_file():
+        return None
+    text = marker.read_text().strip()
+    return json.loads(text).get("digest", "") if text.startswith("{") else ""
+
+
+def _record(root: Path, stage: str, seconds: float, note: str = "", digest: str = "") -> None:
     (root / "stages").mkdir(parents=True, exist_ok=True)
-    (root / "stages" / f"{stage}.done").write_text(f"{seconds:.1f}\n")
+    (root / "stages" / f"{stage}.done").write_text(json.dumps({"seconds": round(seconds, 1), "digest": digest}) + "\n")
     log = root / "stages.tsv"
     new = not log.is_file()
     with open(log, "a") as fh:
@@ -234,25 +251,28 @@ def main(argv=None) -> int:
         raise SystemExit(f"[bench] {root} holds a run with {settings.read_text().strip()}: use another DIR")
     settings.write_text(json.dumps(wanted) + "\n")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    plan = []
+    plan = []  # (stage, what it is made from: the presets' digest or "", what runs it)
     for stage in opts.stages:
         if stage == "train":
-            plan += [(f"train-{name}", lambda n=name: stage_train(root, n, opts)) for name in opts.configs]
+            plan += [(f"train-{name}", preset_digest([name]), lambda n=name: stage_train(root, n, opts))
+                     for name in opts.configs]
         elif stage == "evaluate":
-            plan.append((evaluation_stage(opts)[0], lambda: stage_evaluate(root, opts)))
+            plan.append((evaluation_stage(opts)[0], preset_digest(opts.configs), lambda: stage_evaluate(root, opts)))
         elif stage == "participant" and opts.derivatives == "truth":
-            plan.append(("truth-derivatives", lambda: stage_truth_derivatives(root, opts)))
+            plan.append(("truth-derivatives", "", lambda: stage_truth_derivatives(root, opts)))
         else:
             fn = {"data": stage_data, "participant": stage_participant}[stage]
-            plan.append((stage, lambda f=fn: f(root, opts)))
-    for name, fn in plan:
-        if _done(root, name):
+            plan.append((stage, "", lambda f=fn: f(root, opts)))
+    for name, digest, fn in plan:
+        done_with = _done_with(root, name)
+        if done_with == digest:
             print(f"[bench] {name}: done before, skipped", flush=True)
             continue
+        note = "" if done_with is None else "run again: its presets changed since it was done"
         t0 = time.perf_counter()
-        print(f"[bench] {time.strftime('%H:%M:%S')} {name} ...", flush=True)
+        print(f"[bench] {time.strftime('%H:%M:%S')} {name} ...{' (' + note + ')' if note else ''}", flush=True)
         fn()
-        _record(root, name, time.perf_counter() - t0)
+        _record(root, name, time.perf_counter() - t0, note, digest)
     table = root / "out" / "models" / evaluation_stage(opts)[1]
     table = table / "joined" / "group_eval.md" if opts.models_only else table / "group_eval.md"
     if "evaluate" in opts.stages and table.is_file():

@@ -234,3 +234,24 @@ def test_the_validation_split_chooses_the_checkpoint_and_the_test_split_is_never
     chosen, scores = choose_on_validation([_Fixed("step100", False), _Fixed("step300", True)], sessions, split,
                                           truth=ground_truth_volumes(demo_bids), syn_iterations=(10,))
     assert chosen == "step300" and scores["step300"] < scores["step100"]
+
+
+def test_rows_and_table_say_which_followups_lie_outside_a_models_ages(evaluated, tmp_path):
+    from daninet_pipeline.evaluation.evaluate import predictions_for, score_pair
+
+    _, _, pairs, rows = evaluated
+    last = pairs[-1]
+
+    class _Aged(_Fixed):  # a stand-in whose age groups end before the last follow-up
+        age_span = (min(p.start_age for p in pairs) - 1.0, last.followup_age - 0.5)
+
+    outside = {}
+    preds = predictions_for(last, models=[_Aged("young", False)], linear=False, outside=outside)
+    new = pd.DataFrame(score_pair(last, preds, measurements=("tbm",), syn_iterations=(10,), outside=outside))
+    print("outside_model_ages per method:", dict(zip(new["method"], new["outside_model_ages"])))
+    assert dict(zip(new["method"], new["outside_model_ages"])) == {ORACLE: False, IDENTITY: False,
+                                                                   "young-change": True}
+    # the table counts them, with the model's span; a run without such follow-ups says none
+    _, md = write_evaluation(pd.concat([rows.assign(outside_model_ages=False), new]), tmp_path)
+    assert "1 of 2 same-scanner follow-ups lie outside a model's ages" in md.read_text()
+    assert not rows["outside_model_ages"].any()

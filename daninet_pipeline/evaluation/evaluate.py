@@ -46,7 +46,7 @@ METHOD_ORDER = (ORACLE, IDENTITY, POPULATION_MEAN, LINEAR)
 #: the columns of every row of :func:`score_pair` (each is followed by ``change_<region>``
 #: and ``true_<region>`` per evaluation region); the header of an empty table
 ROW_COLUMNS = ("subject", "start_session", "followup_session", "start_age", "years_ahead", "horizon",
-               "diagnosis", "scanner_change", "scans_up_to_start", "method", "measurement", "error",
+               "diagnosis", "scanner_change", "scans_up_to_start", "method", "outside_model_ages", "measurement", "error",
                "error_supervised", "error_unsupervised", "ssim", "psnr", "mae", "seconds_prediction",
                "seconds_measurement", "seconds_start_segmentation")
 
@@ -174,6 +174,7 @@ class ModelPredictor:
 
         self.name, self.model_file, self.modes = name, str(model_file), tuple(modes)
         self.sim = Simulator.load(model_file, device="cpu")
+        self.age_span = self.sim.age_span
         self.configured_transfer_steps = int(self.sim.cfg.transfer_steps)
         self.transfer_steps = self.configured_transfer_steps if transfer else 0
 
@@ -192,11 +193,21 @@ class ModelPredictor:
                 for mode in self.modes}
 
 
+def outside_ages(pair: FollowUp, age_span) -> bool:
+    """Whether ``pair``'s starting or follow-up age lies outside ``age_span`` (years, a
+    model's age groups: it simulates such an age as its end group); False for None."""
+    return age_span is not None and not (age_span[0] <= pair.start_age and pair.followup_age <= age_span[1])
+
+
 def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = None,
-                    models=(), linear: bool = True, seconds: dict | None = None) -> dict[str, np.ndarray]:
+                    models=(), linear: bool = True, seconds: dict | None = None,
+                    outside: dict | None = None) -> dict[str, np.ndarray]:
     """Every method's prediction of ``pair``'s follow-up (``linear`` only with two or
-    more scans up to the start). ``seconds`` (if given) gets each method's wall time."""
+    more scans up to the start). ``seconds`` (if given) gets each method's wall time,
+    ``outside`` (if given) each model method's :func:`outside_ages` (a predictor's
+    ``age_span``; one without, such as a stand-in, is never outside)."""
     seconds = {} if seconds is None else seconds
+    outside = {} if outside is None else outside
     start = _load(pair.start)
     preds = {ORACLE: _load(pair.followup), IDENTITY: start}
     seconds.update({ORACLE: 0.0, IDENTITY: 0.0})
@@ -215,21 +226,25 @@ def predictions_for(pair: FollowUp, *, population_mean: PopulationMean | None = 
         made = model.predict(pair, start)
         # a model's call (its transfer, then each mode's simulation) shared equally by its rows
         seconds.update({name: (time.perf_counter() - t0) / max(len(made), 1) for name in made})
+        outside.update({name: outside_ages(pair, getattr(model, "age_span", None)) for name in made})
         preds.update(made)
     return preds
 
 
 def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measurements=measure.MEASUREMENTS,
                regions_cache: dict | None = None, supervised: set[str] | None = None,
-               syn_iterations=None, syn_voxel_mm=None, seconds: dict | None = None) -> list[dict]:
+               syn_iterations=None, syn_voxel_mm=None, seconds: dict | None = None,
+               outside: dict | None = None) -> list[dict]:
     """Rows (one per method x measurement) scoring ``predictions`` of ``pair``; TBM with
     ``syn_iterations`` per level on a grid of ``syn_voxel_mm`` at least
     (:func:`~daninet_pipeline.evaluation.measure.tbm_change`).
 
     Each row has ``seconds_prediction`` (the method's prediction, from ``seconds``) and
     ``seconds_measurement`` (its regional change by that measurement); the starting
-    scan's tissue segmentation, shared by every row, is ``seconds_start_segmentation``."""
-    seconds = seconds or {}
+    scan's tissue segmentation, shared by every row, is ``seconds_start_segmentation``.
+    ``outside_model_ages`` is True for a model's row whose ages lie outside its age
+    groups (``outside``, from :func:`predictions_for`)."""
+    seconds, outside = seconds or {}, outside or {}
     ref_img = nib.load(pair.followup)
     start, real = predictions[IDENTITY], predictions[ORACLE]
     start_mask = _load(pair.start_mask) > 0.5
@@ -277,7 +292,8 @@ def score_pair(pair: FollowUp, predictions: dict[str, np.ndarray], *, measuremen
                 "followup_session": pair.followup_session, "start_age": round(pair.start_age, 2),
                 "years_ahead": round(pair.years, 3), "horizon": horizon_of(pair.years),
                 "diagnosis": pair.diagnosis, "scanner_change": bool(pair.scanner_change),
-                "scans_up_to_start": len(pair.earlier), "method": method, "measurement": meas,
+                "scans_up_to_start": len(pair.earlier), "method": method,
+                "outside_model_ages": bool(outside.get(method, False)), "measurement": meas,
                 "error": float(np.mean(list(err.values()))) if err else np.nan,
                 "error_supervised": float(np.mean(sup)) if sup else np.nan,
                 "error_unsupervised": float(np.mean(uns)) if uns else np.nan,
@@ -298,11 +314,12 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
     rows, cache = [], {}
     supervised = supervised_regions()
     for pair in pairs:
-        t0, seconds = time.perf_counter(), {}
+        t0, seconds, outside = time.perf_counter(), {}, {}
         preds = predictions_for(pair, population_mean=population_mean, models=models, linear=linear,
-                                seconds=seconds)
+                                seconds=seconds, outside=outside)
         new = score_pair(pair, preds, measurements=measurements, regions_cache=cache, supervised=supervised,
-                         syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, seconds=seconds)
+                         syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, seconds=seconds,
+                         outside=outside)
         rows += new
         LOG.info("evaluated sub-%s ses-%s -> ses-%s (%.1f years, %d methods) in %.0f s: predictions %.0f s, "
                  "measurements %.0f s, starting scan's segmentation %.0f s", pair.subject, pair.start_session,

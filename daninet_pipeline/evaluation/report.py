@@ -98,6 +98,26 @@ def primary_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
             f"{c['n_followups']} follow-ups).")
 
 
+def outside_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
+    """How many same-scanner follow-ups lie outside a model's ages (rows flagged
+    ``outside_model_ages``: the model simulated them at its end age group), and the primary
+    comparison without them; "" for a table without the column."""
+    if "outside_model_ages" not in rows:
+        return ""
+    same = rows[~rows["scanner_change"].astype(bool)]
+    keys = list(FOLLOWUP)
+    flagged = same.loc[same["outside_model_ages"].astype(bool), keys].drop_duplicates()
+    n = same.groupby(keys).ngroups
+    if flagged.empty:
+        return f"No same-scanner follow-up lies outside a model's ages (the span of its age groups; {n} follow-ups)."
+    outside = same.set_index(keys).index.isin(list(map(tuple, flagged.to_numpy())))
+    models = sorted(set(same.loc[same["outside_model_ages"].astype(bool), "method"]), key=_method_key)
+    without = primary_line(same[~outside], primary)
+    return (f"{len(flagged)} of {n} same-scanner follow-ups lie outside a model's ages ({', '.join(models)}: the "
+            "span of its age groups; it simulates such an age as its end group; column `outside_model_ages`). "
+            f"Without them, the {without[0].lower()}{without[1:]}")
+
+
 def measurement_note(rows: pd.DataFrame, syn_iterations=None, syn_voxel_mm=None) -> str:
     """One sentence: the measurements of ``rows``, TBM's SyN setting, and the seconds the
     predictions and the measurements took per follow-up (wall time, from the rows)."""
@@ -215,7 +235,8 @@ def write_evaluation(rows: pd.DataFrame, out_dir, *, note: str = "") -> tuple[Pa
         primary_line(rows), "",
         f"Follow-ups: {same.groupby(['subject', 'start_session', 'followup_session']).ngroups} on the same "
         f"scanner, {apart.groupby(['subject', 'start_session', 'followup_session']).ngroups} across a scanner "
-        f"or field-strength change (reported apart below); test subjects: {rows['subject'].nunique()}.", "",
+        f"or field-strength change (reported apart below); test subjects: {rows['subject'].nunique()}. "
+        + outside_line(rows), "",
         "## Mean errors (same scanner)", "", summary_markdown(summarise(same)) if not same.empty else "(none)\n",
     ]
     for meas in sorted(same["measurement"].unique()):
