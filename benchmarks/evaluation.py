@@ -177,7 +177,7 @@ def write_trajectory(rows: pd.DataFrame, out_dir: Path) -> Path:
     (then the longest span, then the first name): ``out_dir/trajectory_sub-<label>.png``,
     the real scans beside identity, population-mean and each model's change mode."""
     from daninet_pipeline.evaluation.evaluate import EVAL_MODES
-    from daninet_pipeline.reports.progression import _pyplot, regional_trajectories, regional_trajectory_figure
+    from daninet_pipeline.reports.progression import regional_trajectories, regional_trajectory_figure, save_figure
     from daninet_pipeline.reports.subject import TRAJECTORY_BASELINES
 
     same = rows[~rows["scanner_change"].astype(bool) & (rows["measurement"] == "tbm")]
@@ -186,14 +186,14 @@ def write_trajectory(rows: pd.DataFrame, out_dir: Path) -> Path:
     subject = per.sort_values(["n", "span"], ascending=False, kind="stable").index[0]
     models = [m for m in dict.fromkeys(rows["method"]) if m.endswith(EVAL_MODES["change"])]
     fig = regional_trajectory_figure(regional_trajectories(rows, subject), methods=(*TRAJECTORY_BASELINES, *models))
-    out = out_dir / f"trajectory_sub-{subject}.png"
-    fig.savefig(out, dpi=110)
-    _pyplot().close(fig)
-    return out
+    return save_figure(fig, out_dir / f"trajectory_sub-{subject}.png")
 
 
 def stage_evaluate(root: Path, opts) -> None:
-    from daninet_pipeline.evaluation.report import join_runs, measurement_note, read_rows, write_evaluation
+    from daninet_pipeline.evaluation.baselines import IDENTITY, ORACLE
+    from daninet_pipeline.evaluation.evaluate import HORIZONS
+    from daninet_pipeline.evaluation.report import (compact_table, join_runs, measurement_note, read_rows,
+                                                    write_evaluation)
     from daninet_pipeline.workflows.evaluation import run_evaluation
 
     _, folder = evaluation_stage(opts)
@@ -213,12 +213,20 @@ def stage_evaluate(root: Path, opts) -> None:
         joined, gap = join_runs(read_rows(whole), extra)
         note = (f"{measurement_note(joined, syn_voxel_mm=opts.syn_voxel_mm)} Two runs joined on the same "
                 f"{joined.groupby(['subject', 'start_session', 'followup_session']).ngroups} follow-ups: "
-                f"{', '.join(f'`{m}`' for m in sorted(set(extra['method']) - {'identity', 'oracle'}))} from "
+                f"{', '.join(f'`{m}`' for m in sorted(set(extra['method']) - {IDENTITY, ORACLE}))} from "
                 f"`{folder}`, the rest from `evaluation`; their identity and oracle rows agree to {gap:.1g} "
                 "(the same measurement).")
-        write_evaluation(joined, out_dir / "joined", note=note)
+        rows = joined
+        write_evaluation(rows, out_dir / "joined", note=note)
     else:
-        print(f"[bench] {write_trajectory(read_rows(tsv), out_dir)}", flush=True)
+        rows = read_rows(tsv)
+        print(f"[bench] {write_trajectory(rows, out_dir)}", flush=True)
+    # one line per method: its intervals against identity and population-mean at each scored horizon
+    horizons = [h for h, _, _ in HORIZONS if (rows["horizon"] == h).any()]
+    compact = out_dir / "group_eval_compact.md"
+    compact.write_text("\n".join(f"## {meas}\n\n{compact_table(rows, horizons, meas)}"
+                                 for meas in sorted(rows["measurement"].unique())))
+    print(f"[bench] {compact}", flush=True)
 
 
 def main(argv=None) -> int:

@@ -255,3 +255,30 @@ def test_rows_and_table_say_which_followups_lie_outside_a_models_ages(evaluated,
     _, md = write_evaluation(pd.concat([rows.assign(outside_model_ages=False), new]), tmp_path)
     assert "1 of 2 same-scanner follow-ups lie outside a model's ages" in md.read_text()
     assert not rows["outside_model_ages"].any()
+
+
+def test_the_compact_table_gives_each_method_its_interval_and_verdict_per_horizon_and_pooled():
+    from daninet_pipeline.evaluation.report import compact_table
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(8):
+        for horizon, scale in (("3-5", 1.0), (">=5", 2.0)):
+            errors = {ORACLE: 0.03, IDENTITY: 0.10 * scale, POPULATION_MEAN: 0.05 * scale,
+                      "m-change": 0.08 * scale + rng.normal(0, 0.002), LINEAR: 0.09 * scale}
+            for method, error in errors.items():
+                if method == LINEAR and k >= 3:  # too few subjects with two scans up to the start
+                    continue
+                rows.append({"subject": f"s{k}", "start_session": "M000", "followup_session": horizon,
+                             "horizon": horizon, "measurement": "tbm", "scanner_change": False,
+                             "method": method, "error": error})
+    text = compact_table(pd.DataFrame(rows))
+    lines = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines() if line.startswith("| `")}
+    assert list(lines) == [ORACLE, IDENTITY, POPULATION_MEAN, LINEAR, "m-change"]
+    cells = lines["m-change"].strip("| ").split(" | ")
+    assert [float(c) for c in cells[1:3]] == pytest.approx([0.08, 0.16], abs=0.002)
+    assert [c.split()[-1] for c in cells[3:]] == ["better"] * 3 + ["worse"] * 3
+    # differences per horizon: 0.08 - 0.10 and 0.08 - 0.05 at 3-5 years (noise sd 0.002 / sqrt 8)
+    assert [float(cells[3].split()[0]), float(cells[6].split()[0])] == pytest.approx([-0.02, 0.03], abs=0.002)
+    assert "too few subjects (n = 3)" in lines[LINEAR]
+    assert "3-5 years: 8 follow-ups of 8 subjects; >=5 years: 8 follow-ups of 8 subjects" in text

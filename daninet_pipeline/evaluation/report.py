@@ -13,7 +13,7 @@ import pandas as pd
 
 from .baselines import IDENTITY, LINEAR, ORACLE, POPULATION_MEAN
 from .evaluate import HORIZONS, METHOD_ORDER, ROW_COLUMNS
-from .stats import PRIMARY, compare, comparison_table
+from .stats import PRIMARY, TOO_FEW, compare, comparison_table
 
 REFERENCES = (IDENTITY, POPULATION_MEAN)
 
@@ -116,6 +116,39 @@ def outside_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
     return (f"{len(flagged)} of {n} same-scanner follow-ups lie outside a model's ages ({', '.join(models)}: the "
             "span of its age groups; it simulates such an age as its end group; column `outside_model_ages`). "
             f"Without them, the {without[0].lower()}{without[1:]}")
+
+
+def compact_table(rows: pd.DataFrame, horizons=("3-5", ">=5"), measurement: str = "tbm") -> str:
+    """One line per method (same scanner, ``measurement``): its mean error at each of
+    ``horizons``, then its paired difference [95% interval] and verdict against
+    ``identity`` and ``population-mean`` at each horizon and at all of them pooled
+    (the ablation table of docs/group_and_simulation.md). Markdown."""
+    rows = rows[(rows["measurement"] == measurement) & ~rows["scanner_change"].astype(bool)]
+    strata = [(h, rows[rows["horizon"] == h]) for h in horizons]
+    if len(horizons) > 1:
+        strata.append((f"{', '.join(horizons)} pooled", rows[rows["horizon"].isin(horizons)]))
+    refs = [r for r in REFERENCES if (rows["method"] == r).any()]
+
+    def cell(method, ref, group) -> str:
+        if method in (ref, ORACLE) or (method, ref) == (IDENTITY, POPULATION_MEAN):
+            return ""
+        c = compare(group, method, ref)
+        if c["verdict"] == TOO_FEW:
+            return f"{TOO_FEW} (n = {c['n_subjects']})"
+        return f"{c['difference']:+.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}] {c['verdict']}"
+
+    head = ([f"mean error {h} y" for h in horizons]
+            + [f"vs {ref}, {label}" for ref in refs for label, _ in strata])
+    lines = ["| method | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]
+    order = list(dict.fromkeys(rows["method"]))  # the models in the order the run scored them
+    for method in sorted(order, key=lambda m: (_method_key(m)[0], order.index(m))):
+        errors = [_fmt(g.loc[g["method"] == method, "error"].mean()) for _, g in strata[:len(horizons)]]
+        cells = [cell(method, ref, g) for ref in refs for _, g in strata]
+        lines.append(f"| `{method}` | " + " | ".join(errors + cells) + " |")
+    followups = rows.drop_duplicates(list(FOLLOWUP))
+    counts = "; ".join(f"{h} years: {int((followups['horizon'] == h).sum())} follow-ups of "
+                       f"{followups.loc[followups['horizon'] == h, 'subject'].nunique()} subjects" for h in horizons)
+    return "\n".join(lines) + f"\n\n{measurement.upper()}, same scanner; {counts}.\n"
 
 
 def measurement_note(rows: pd.DataFrame, syn_iterations=None, syn_voxel_mm=None) -> str:

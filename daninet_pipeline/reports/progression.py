@@ -39,6 +39,13 @@ def _png(fig) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+def save_figure(fig, path, *, dpi: int = 110) -> Path:
+    """Write ``fig`` (a figure of this module) to ``path`` (PNG) and close it."""
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def _pyplot():
     import matplotlib
 
