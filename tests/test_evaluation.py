@@ -254,6 +254,11 @@ def test_rows_and_table_say_which_followups_lie_outside_a_models_ages(evaluated,
     # the table counts them, with the model's span; a run without such follow-ups says none
     _, md = write_evaluation(pd.concat([rows.assign(outside_model_ages=False), new]), tmp_path)
     assert "1 of 2 same-scanner follow-ups lie outside a model's ages" in md.read_text()
+    # joined to rows of a run made before the column: those are not counted as outside
+    from daninet_pipeline.evaluation.report import outside_line
+
+    before_the_column = rows.drop(columns="outside_model_ages")
+    assert outside_line(pd.concat([before_the_column, new])).startswith("1 of 2 same-scanner follow-ups")
     assert not rows["outside_model_ages"].any()
 
 

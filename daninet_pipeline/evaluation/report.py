@@ -106,12 +106,13 @@ def outside_line(rows: pd.DataFrame, primary=PRIMARY) -> str:
         return ""
     same = rows[~rows["scanner_change"].astype(bool)]
     keys = list(FOLLOWUP)
-    flagged = same.loc[same["outside_model_ages"].astype(bool), keys].drop_duplicates()
+    flags = same["outside_model_ages"].eq(True)  # a row from a run before the column (NaN after a join): not flagged
+    flagged = same.loc[flags, keys].drop_duplicates()
     n = same.groupby(keys).ngroups
     if flagged.empty:
         return f"No same-scanner follow-up lies outside a model's ages (the span of its age groups; {n} follow-ups)."
     outside = same.set_index(keys).index.isin(list(map(tuple, flagged.to_numpy())))
-    models = sorted(set(same.loc[same["outside_model_ages"].astype(bool), "method"]), key=_method_key)
+    models = sorted(set(same.loc[flags, "method"]), key=_method_key)
     without = primary_line(same[~outside], primary)
     return (f"{len(flagged)} of {n} same-scanner follow-ups lie outside a model's ages ({', '.join(models)}: the "
             "span of its age groups; it simulates such an age as its end group; column `outside_model_ages`). "
