@@ -178,6 +178,10 @@ class TrainConfig:
         ``"fp32"`` or ``"bf16"`` (bf16 autocast of the forward passes).
     checkpoint_every, log_every:
         steps between checkpoints and between TSV log rows (1 = every step).
+    model_every:
+        steps between model files kept beside the final one (``model_step-<step>.pt``),
+        to choose the step on the validation split; 0 (default): the final one only
+        (a paper-sized model file is hundreds of MB).
     """
 
     # age bins and labels
@@ -224,6 +228,7 @@ class TrainConfig:
     precision: str = "fp32"
     checkpoint_every: int = 500
     log_every: int = 1
+    model_every: int = 0
 
     def __post_init__(self):
         edges = np.asarray(self.bin_edges)

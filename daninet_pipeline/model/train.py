@@ -36,6 +36,9 @@ from .modelfile import CHECKPOINT_NAME, MODEL_NAME, atomic_save
 LOGGER = logging.getLogger(__name__)
 
 LOG_NAME = "losses.tsv"
+#: the model file written every ``model_every`` steps (``step``: the steps trained), to
+#: choose a step on the validation split (:func:`~daninet_pipeline.evaluation.evaluate.choose_on_validation`)
+STEP_MODEL_NAME = "model_step-{step:06d}.pt"
 #: exit code of ``python -m daninet_pipeline.model.train`` stopped by a signal after a
 #: checkpoint (the SLURM recipe resubmits the job on it)
 EXIT_INTERRUPTED = 75
@@ -153,7 +156,9 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
           device=None, progress: bool = True, stop_at: int | None = None, regional=None,
           workers: int = 0) -> Path:
     """Train DaniNet on a slice store; write ``out_dir/checkpoint.pt``,
-    ``out_dir/losses.tsv`` and (at the end) the model file ``out_dir/model.pt``.
+    ``out_dir/losses.tsv``, every ``model_every`` steps a model file
+    (``out_dir/model_step-<step>.pt``, :data:`STEP_MODEL_NAME`) and at the end the model
+    file ``out_dir/model.pt``.
 
     ``config``: a :class:`TrainConfig`, a JSON path or a preset name. ``resume``: go on
     from ``out_dir/checkpoint.pt`` (its configuration must match, except ``steps``).
@@ -215,6 +220,18 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
             atomic_save({"config": cfg.to_dict(), "model": model.state_dict(), "package_version": __version__},
                          ckpt_path)
 
+    def summary(steps) -> dict:
+        out = _data_summary(store, cfg)
+        out.update({
+            "steps": steps,
+            "processes": size,
+            "seconds_this_run": time.perf_counter() - t0,
+            "final_losses": {k: _mean_or_nan([r[k] for r in recent]) for k in LOG_LOSSES},
+            "regional_model": None if reg_model is None else reg_model.kind,
+            "regional_cv_error": None if reg_model is None else dict(reg_model.cv_error),
+        })
+        return out
+
     loader = step_loader(source, range(start, end), B, cfg.seed, cfg.z_dim, rank=rank, world=size,
                          workers=workers, pin_memory=model.device.type == "cuda")
     with _StopRequest() as stop:
@@ -240,6 +257,9 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
                 raise TrainingInterrupted(step + 1, ckpt_path)
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < end:
                 checkpoint(step + 1)
+            if rank == 0 and cfg.model_every and (step + 1) % cfg.model_every == 0 and step + 1 < cfg.steps:
+                model.save_model_file(out_dir / STEP_MODEL_NAME.format(step=step + 1), summary=summary(step + 1),
+                                          grid=_store_grid(store))
     del loader
     if bar is not None:
         bar.close()
@@ -249,18 +269,9 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
         dist.barrier()
     if end < cfg.steps:
         return ckpt_path
-    summary = _data_summary(store, cfg)
-    summary.update({
-        "steps": cfg.steps,
-        "processes": size,
-        "seconds_this_run": time.perf_counter() - t0,
-        "final_losses": {k: _mean_or_nan([r[k] for r in recent]) for k in LOG_LOSSES},
-        "regional_model": None if reg_model is None else reg_model.kind,
-        "regional_cv_error": None if reg_model is None else dict(reg_model.cv_error),
-    })
     path = out_dir / MODEL_NAME
     if rank == 0:
-        model.save_model_file(path, summary=summary, grid=_store_grid(store))
+        model.save_model_file(path, summary=summary(cfg.steps), grid=_store_grid(store))
     if size > 1:
         dist.barrier()
     return path

@@ -90,7 +90,7 @@ def test_diagnosis_labels_and_folding_have_one_definition():
 def test_an_age_outside_the_model_is_said_in_one_line_and_recorded(tmp_path, caplog):
     from daninet_pipeline.simulation.subject import simulate_subject
 
-    cfg = TrainConfig.from_file("demo").replace(image_size=32, width=4, z_dim=8)  # ages 55-90
+    cfg = TrainConfig.from_file("demo").replace(image_size=32, width=4, z_dim=8)  # ages 55-97
     model = DaniNetModel(cfg)
     model_file = model.save_model_file(tmp_path / "model.pt")
     img = tmp_path / "base.nii.gz"
@@ -100,7 +100,7 @@ def test_an_age_outside_the_model_is_said_in_one_line_and_recorded(tmp_path, cap
         res = simulate_subject(model_file, rows, [48.0], mode="change")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and "\n" not in lines[0]
-    assert "43" in lines[0] and "48" in lines[0] and "55" in lines[0] and "90" in lines[0]
+    assert "43" in lines[0] and "48" in lines[0] and f"{cfg.age_min:g}" in lines[0] and f"{cfg.age_max:g}" in lines[0]
     centre0 = float(cfg.bin_centres[0])
     assert res[0]["model_age"] == pytest.approx(centre0) and res[0]["model_source_age"] == pytest.approx(centre0)
     assert res[0]["age_groups"] == [0]

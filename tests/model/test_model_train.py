@@ -124,6 +124,19 @@ def test_train_writes_log_checkpoint_and_model(tiny_cfg, tiny_store, regional, t
     assert state["package_version"]
 
 
+def test_training_keeps_a_model_file_every_model_every_steps_to_choose_from(tiny_cfg, tiny_store, regional, tmp_path):
+    train(tiny_cfg, tiny_store, tmp_path / "default", progress=False, regional=regional)
+    assert sorted(p.name for p in (tmp_path / "default").glob("model*.pt")) == ["model.pt"]
+    train(tiny_cfg.replace(model_every=3), tiny_store, tmp_path, progress=False, regional=regional)  # 6 steps
+    written = sorted(p.name for p in tmp_path.glob("model*.pt"))
+    print("model files:", written)
+    assert written == ["model.pt", "model_step-000003.pt"]
+    early, last = load_model_file(tmp_path / "model_step-000003.pt"), load_model_file(tmp_path / "model.pt")
+    assert early["training"]["steps"] == 3 and last["training"]["steps"] == 6
+    assert early["config"] == last["config"] and early["grid"] == last["grid"]
+    assert any(not torch.equal(early["nets"]["G"][k], last["nets"]["G"][k]) for k in last["nets"]["G"])
+
+
 def test_model_file_round_trip(tiny_cfg, tiny_store, regional, tmp_path):
     model = make_model(tiny_cfg, tiny_store, regional)
     model.optimize_parameters(0)
