@@ -2,7 +2,7 @@
 one model per ablation, then the paired evaluation with baselines and intervals.
 
     python benchmarks/evaluation.py DIR [--subjects N] [--seed S] [--nprocs P]
-        [--configs base P C T full full-residual] [--stages data participant train evaluate]
+        [--configs base P C T full full-residual] [--stages data participant train select evaluate]
         [--split TRAIN VALIDATION TEST] [--syn-voxel-mm MM]
 
 Every stage is cached in DIR and skipped when done, so the command resumes where it
@@ -21,8 +21,14 @@ time. A train or evaluate stage done from presets that were edited since runs ag
    training workflow (``init_group_wf(evaluate=False)``); one model per configuration
    in ``DIR/out/models/bench-<name>``, all on the same split (seed 0; ``--split`` the
    shares of the subjects, the group level's 0.7 0.15 0.15 by default: a larger test share
-   reaches 40 test subjects with fewer subjects to pre-process, on less training data);
-4. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
+   reaches 40 test subjects with fewer subjects to pre-process, on less training data),
+   with the model files of its earlier steps (the presets' ``model_every``: 100) in
+   ``.../bench-<name>/steps/``;
+4. ``select``: for each configuration, the step whose change-mode prediction errs
+   least on the **validation** split's follow-ups (TBM as the evaluate stage measures it,
+   with the transfer step), written to ``.../bench-<name>/chosen.json``; the evaluate
+   stage scores that step's model (the last one when nothing was chosen);
+5. ``evaluate``: :func:`daninet_pipeline.workflows.evaluation.init_evaluation_wf`, one
    Nipype node per test subject (MultiProc with ``--nprocs``), each writing its rows
    (``--syn-voxel-mm``: TBM on a grid that coarse at least, as the group level's quick
    evaluation; default the derivatives' own grid);
@@ -52,6 +58,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -63,7 +70,7 @@ from daninet_pipeline.evaluation.split import FRACTIONS
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = ("base", "P", "C", "T", "full", "full-residual")
-STAGES = ("data", "participant", "train", "evaluate")
+STAGES = ("data", "participant", "train", "select", "evaluate")
 
 
 def preset_digest(names) -> str:
@@ -122,8 +129,6 @@ def stage_truth_derivatives(root: Path, opts) -> None:
     """Stand-in participant derivatives: each session's noise-free, bias-free truth on the
     template grid times its true brain mask (no pre-processing error, no scanner contrast:
     a shortcut for a run that cannot afford the participant level; said in the table)."""
-    import shutil
-
     import nibabel as nib
     import numpy as np
 
@@ -160,6 +165,66 @@ def stage_train(root: Path, name: str, opts) -> None:
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
+    # the model files of earlier steps (the preset's model_every), the candidates of the select stage
+    steps = root / "out" / "models" / f"bench-{name}" / "steps"
+    shutil.rmtree(steps, ignore_errors=True)
+    steps.mkdir(parents=True)
+    for path in sorted((root / "work" / wf.name / "train").glob("model_step-*.pt")):
+        shutil.copy2(path, steps / path.name)
+
+
+#: the select stage's record of the chosen step, beside the model
+CHOSEN = "chosen.json"
+
+
+def stage_select(root: Path, name: str, opts) -> None:
+    """Choose the step of ``bench-<name>`` to score: of the model files of its earlier
+    steps (``steps/``) and its last, the one whose change-mode prediction errs least on
+    the **validation** split's follow-ups (TBM as the evaluate stage measures it, with the
+    model's transfer; :func:`~daninet_pipeline.evaluation.evaluate.choose_on_validation`).
+    Writes ``chosen.json``: the step, its model file and each candidate's error."""
+    from daninet_pipeline.atomic import write_text
+    from daninet_pipeline.evaluation.evaluate import ModelPredictor, choose_on_validation, ground_truth_volumes
+    from daninet_pipeline.model.config import TrainConfig
+    from daninet_pipeline.training.sessions import gather_sessions
+
+    model_dir = root / "out" / "models" / f"bench-{name}"
+    final = model_dir / "model.pt"
+    candidates = {int(p.stem.split("-")[-1]): p for p in sorted((model_dir / "steps").glob("model_step-*.pt"))}
+    candidates[TrainConfig.from_file(HERE / "configs" / f"bench-{name}.json").steps] = final
+    split = pd.read_csv(model_dir / "split.tsv", sep="\t", dtype={"subject": str})
+    record = {"validation_subjects": int((split["split"] == "validation").sum())}
+    if len(candidates) == 1:  # a model trained without model_every: nothing to choose from
+        step, path = next(iter(candidates.items()))
+        write_text(model_dir / CHOSEN, json.dumps({"step": step, "model_file": str(path), "validation_error": {},
+                                                   **record, "note": "the only model file"}, indent=2) + "\n")
+        print(f"[bench] {name}: one model file (step {step}): nothing to choose from", flush=True)
+        return
+    table, _ = gather_sessions(root / "bids", root / "out")
+    chosen, scores = choose_on_validation([ModelPredictor(f"step{k}", p) for k, p in sorted(candidates.items())],
+                                          table, split, truth=ground_truth_volumes(root / "bids"),
+                                          syn_voxel_mm=opts.syn_voxel_mm)
+    step = int(chosen[len("step"):])
+    write_text(model_dir / CHOSEN, json.dumps({
+        "step": step, "model_file": str(candidates[step]),
+        "validation_error": {k: round(float(v), 6) for k, v in scores.items()}, **record}, indent=2) + "\n")
+    errors = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+    print(f"[bench] {name}: step {step} chosen on the validation split (errors: {errors})", flush=True)
+
+
+def evaluation_digest(root: Path, names) -> str:
+    """What an evaluate stage is made from: the presets and the steps the select stage chose."""
+    chosen = [root / "out" / "models" / f"bench-{name}" / CHOSEN for name in names]
+    text = "".join(f"{p.read_text() if p.is_file() else ''}\0" for p in chosen)
+    return hashlib.sha256((preset_digest(names) + text).encode()).hexdigest()
+
+
+def model_to_score(root: Path, name: str) -> Path:
+    """``bench-<name>``'s model file chosen by the select stage, else its last."""
+    chosen = root / "out" / "models" / f"bench-{name}" / CHOSEN
+    if chosen.is_file():
+        return Path(json.loads(chosen.read_text())["model_file"])
+    return root / "out" / "models" / f"bench-{name}" / "model.pt"
 
 
 def evaluation_stage(opts) -> tuple[str, str]:
@@ -198,7 +263,7 @@ def stage_evaluate(root: Path, opts) -> None:
 
     _, folder = evaluation_stage(opts)
     out_dir = root / "out" / "models" / folder
-    models = {f"{name}": root / "out" / "models" / f"bench-{name}" / "model.pt" for name in opts.configs}
+    models = {name: model_to_score(root, name) for name in opts.configs}
     tsv, _ = run_evaluation(bids_dir=root / "bids", output_dir=root / "out", models=models, out_dir=out_dir,
                             work_dir=root / "work", nprocs=opts.nprocs, measurements=tuple(opts.measurements),
                             syn_voxel_mm=opts.syn_voxel_mm, min_years=opts.min_years,
@@ -260,23 +325,26 @@ def main(argv=None) -> int:
     settings.write_text(json.dumps(wanted) + "\n")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     plan = []  # (stage, what it is made from: the presets' digest or "", what runs it)
-    for stage in opts.stages:
-        if stage == "train":
-            plan += [(f"train-{name}", preset_digest([name]), lambda n=name: stage_train(root, n, opts))
+    for stage in [s for s in STAGES if s in opts.stages]:  # in their order, however given
+        if stage in ("train", "select"):
+            fn = {"train": stage_train, "select": stage_select}[stage]
+            plan += [(f"{stage}-{name}", preset_digest([name]), lambda n=name, f=fn: f(root, n, opts))
                      for name in opts.configs]
         elif stage == "evaluate":
-            plan.append((evaluation_stage(opts)[0], preset_digest(opts.configs), lambda: stage_evaluate(root, opts)))
+            plan.append((evaluation_stage(opts)[0], None, lambda: stage_evaluate(root, opts)))
         elif stage == "participant" and opts.derivatives == "truth":
             plan.append(("truth-derivatives", "", lambda: stage_truth_derivatives(root, opts)))
         else:
             fn = {"data": stage_data, "participant": stage_participant}[stage]
             plan.append((stage, "", lambda f=fn: f(root, opts)))
     for name, digest, fn in plan:
+        if digest is None:  # the evaluate stage: its digest depends on what the select stage chose before it
+            digest = evaluation_digest(root, opts.configs)
         done_with = _done_with(root, name)
         if done_with == digest:
             print(f"[bench] {name}: done before, skipped", flush=True)
             continue
-        note = "" if done_with is None else "run again: its presets changed since it was done"
+        note = "" if done_with is None else "run again: its presets or chosen steps changed since it was done"
         t0 = time.perf_counter()
         print(f"[bench] {time.strftime('%H:%M:%S')} {name} ...{' (' + note + ')' if note else ''}", flush=True)
         fn()

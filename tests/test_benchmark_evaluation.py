@@ -34,3 +34,56 @@ def test_an_edited_preset_is_trained_and_evaluated_again_instead_of_skipped(tmp_
     assert ran == ["train-full", "evaluate", "train-full", "evaluate"]
     bench.main(args)
     assert len(ran) == 4
+
+
+def test_the_select_stage_chooses_a_step_on_the_validation_split_and_the_evaluate_stage_scores_it(
+        tmp_path, monkeypatch):
+    import pandas as pd
+
+    from daninet_pipeline.evaluation import evaluate
+    from daninet_pipeline.training import sessions
+
+    bench = _benchmark()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "bench-full.json").write_text(json.dumps({"extends": "full", "steps": 300}))
+    monkeypatch.setattr(bench, "HERE", tmp_path)
+    root = tmp_path / "run"
+    models = root / "out" / "models" / "bench-full"
+    (models / "steps").mkdir(parents=True)
+    for name in ("model.pt", "steps/model_step-000100.pt", "steps/model_step-000200.pt"):
+        (models / name).write_bytes(b"")
+    pd.DataFrame({"subject": ["001", "002", "003"], "split": ["train", "validation", "test"]}).to_csv(
+        models / "split.tsv", sep="\t", index=False)
+
+    class Candidate:
+        def __init__(self, name, model_file):
+            self.name, self.model_file = name, model_file
+
+    asked = {}
+
+    def choose(candidates, table, split, **kwargs):
+        asked["candidates"] = {c.name: Path(c.model_file).name for c in candidates}
+        asked["split"] = dict(zip(split["subject"], split["split"]))
+        return "step200", pd.Series({"step100": 0.05, "step200": 0.04, "step300": 0.06})
+
+    monkeypatch.setattr(evaluate, "ModelPredictor", Candidate)
+    monkeypatch.setattr(evaluate, "choose_on_validation", choose)
+    monkeypatch.setattr(evaluate, "ground_truth_volumes", lambda bids: None)
+    monkeypatch.setattr(sessions, "gather_sessions", lambda bids, out: (pd.DataFrame(), []))
+    scored = []
+    monkeypatch.setattr(bench, "stage_evaluate",
+                        lambda root, opts: scored.append(bench.model_to_score(root, "full").name))
+    args = [str(root), "--configs", "full", "--stages", "select", "evaluate", "--measurements", "tbm"]
+    bench.main(args)
+    assert asked["candidates"] == {"step100": "model_step-000100.pt", "step200": "model_step-000200.pt",
+                                   "step300": "model.pt"}
+    assert asked["split"] == {"001": "train", "002": "validation", "003": "test"}  # labels kept as text
+    chosen = json.loads((models / "chosen.json").read_text())
+    assert chosen["step"] == 200 and chosen["validation_error"]["step200"] == 0.04
+    assert scored == ["model_step-000200.pt"]
+    bench.main(args)  # resumed: nothing to do
+    assert scored == ["model_step-000200.pt"]
+    # another choice (the select stage run again) is scored again
+    (models / "chosen.json").write_text(json.dumps({**chosen, "step": 300, "model_file": str(models / "model.pt")}))
+    bench.main(args)
+    assert scored == ["model_step-000200.pt", "model.pt"]

@@ -331,17 +331,17 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
 
 def choose_on_validation(candidates, sessions: pd.DataFrame, split: pd.DataFrame, *,
                          truth: pd.DataFrame | None = None, measurement: str = "tbm",
-                         syn_iterations=None) -> tuple[str, pd.Series]:
+                         syn_iterations=None, syn_voxel_mm=None) -> tuple[str, pd.Series]:
     """The checkpoint to report: of ``candidates`` (predictors such as
     :class:`ModelPredictor`, one per checkpoint, with distinct names), the one whose
     change-mode prediction has the lowest mean regional change error on the
     **validation** split's follow-ups. The test split is never read. Returns the chosen
-    name and every candidate's validation error."""
+    name and every candidate's validation error. TBM as in :func:`score_pair`."""
     pairs = followup_pairs(sessions, split, splits=("validation",), truth=truth)
     if not pairs:
         raise ValueError("the validation split has no follow-up: cannot choose a checkpoint")
     rows = evaluate_pairs(pairs, models=list(candidates), measurements=(measurement,),
-                          syn_iterations=syn_iterations, linear=False)
+                          syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, linear=False)
     names = {c.name + EVAL_MODES["change"]: c.name for c in candidates}
     scores = rows[rows["method"].isin(names)].groupby("method")["error"].mean().rename(index=names)
     return str(scores.idxmin()), scores
