@@ -165,8 +165,10 @@ def stage_train(root: Path, name: str, opts) -> None:
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
-    # the model files of earlier steps (the preset's model_every), the candidates of the select stage
+    # the model files of earlier steps (the preset's model_every), the candidates of the select stage;
+    # an earlier choice was among another training's files
     steps = root / "out" / "models" / f"bench-{name}" / "steps"
+    (steps.parent / CHOSEN).unlink(missing_ok=True)
     shutil.rmtree(steps, ignore_errors=True)
     steps.mkdir(parents=True)
     for path in sorted((root / "work" / wf.name / "train").glob("model_step-*.pt")):
