@@ -151,6 +151,7 @@ def stage_truth_derivatives(root: Path, opts) -> None:
 
 def stage_train(root: Path, name: str, opts) -> None:
     from daninet_pipeline.atomic import write_text
+    from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.training.sessions import gather_sessions
     from daninet_pipeline.workflows.group import init_group_wf
 
@@ -160,19 +161,24 @@ def stage_train(root: Path, name: str, opts) -> None:
         raise SystemExit(f"[bench] no participant-level derivatives for sub-{missing[0]}: run the participant stage")
     # the same table keeps its time stamp, so the split node stays cached (Nipype hashes by time stamp)
     sessions_tsv = write_text(root / "work" / "bench_sessions.tsv", table.to_csv(sep="\t", index=False, na_rep="n/a"))
+    # training in a folder of its own: Nipype empties a node's folder of all but its outputs,
+    # and the model files of earlier steps (the preset's model_every) are the select stage's candidates
+    train_dir = root / "work" / f"train-{name}"
+    shutil.rmtree(train_dir, ignore_errors=True)  # no step file of an earlier training
     wf = init_group_wf(bids_dir=root / "bids", output_dir=root / "out", config=str(config),
-                       seed=0, evaluate=False, split_fractions=tuple(opts.split))
+                       seed=0, evaluate=False, split_fractions=tuple(opts.split), train_dir=train_dir)
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
-    # the model files of earlier steps (the preset's model_every), the candidates of the select stage;
-    # an earlier choice was among another training's files
     steps = root / "out" / "models" / f"bench-{name}" / "steps"
-    (steps.parent / CHOSEN).unlink(missing_ok=True)
+    (steps.parent / CHOSEN).unlink(missing_ok=True)  # an earlier choice was among another training's files
     shutil.rmtree(steps, ignore_errors=True)
     steps.mkdir(parents=True)
-    for path in sorted((root / "work" / wf.name / "train").glob("model_step-*.pt")):
+    for path in sorted(train_dir.glob("model_step-*.pt")):
         shutil.copy2(path, steps / path.name)
+    if TrainConfig.from_file(config).model_every and not any(steps.iterdir()):
+        raise SystemExit(f"[bench] {name}: the preset keeps a model file every model_every steps but the "
+                         f"training left none in {train_dir}")
 
 
 #: the select stage's record of the chosen step, beside the model
