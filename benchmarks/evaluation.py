@@ -170,7 +170,7 @@ def stage_train(root: Path, name: str, opts) -> None:
     wf.inputs.inputnode.sessions_tsv = str(sessions_tsv)
     wf.base_dir = str(root / "work")
     wf.run(plugin="Linear")
-    steps = root / "out" / "models" / f"bench-{name}" / "steps"
+    steps = model_dir(root, name) / "steps"
     (steps.parent / CHOSEN).unlink(missing_ok=True)  # an earlier choice was among another training's files
     shutil.rmtree(steps, ignore_errors=True)
     steps.mkdir(parents=True)
@@ -185,6 +185,11 @@ def stage_train(root: Path, name: str, opts) -> None:
 CHOSEN = "chosen.json"
 
 
+def model_dir(root: Path, name: str) -> Path:
+    """``DIR/out/models/bench-<name>``: a preset's model, its step files and choice."""
+    return root / "out" / "models" / f"bench-{name}"
+
+
 def stage_select(root: Path, name: str, opts) -> None:
     """Choose the step of ``bench-<name>`` to score: of the model files of its earlier
     steps (``steps/``) and its last, the one whose change-mode prediction errs least on
@@ -196,43 +201,39 @@ def stage_select(root: Path, name: str, opts) -> None:
     from daninet_pipeline.model.config import TrainConfig
     from daninet_pipeline.training.sessions import gather_sessions
 
-    model_dir = root / "out" / "models" / f"bench-{name}"
-    final = model_dir / "model.pt"
-    candidates = {int(p.stem.split("-")[-1]): p for p in sorted((model_dir / "steps").glob("model_step-*.pt"))}
-    candidates[TrainConfig.from_file(HERE / "configs" / f"bench-{name}.json").steps] = final
-    split = pd.read_csv(model_dir / "split.tsv", sep="\t", dtype={"subject": str})
+    folder = model_dir(root, name)
+    candidates = {int(p.stem.split("-")[-1]): p for p in sorted((folder / "steps").glob("model_step-*.pt"))}
+    candidates[TrainConfig.from_file(HERE / "configs" / f"bench-{name}.json").steps] = folder / "model.pt"
+    split = pd.read_csv(folder / "split.tsv", sep="\t", dtype={"subject": str})
     record = {"validation_subjects": int((split["split"] == "validation").sum())}
     if len(candidates) == 1:  # a model trained without model_every: nothing to choose from
-        step, path = next(iter(candidates.items()))
-        write_text(model_dir / CHOSEN, json.dumps({"step": step, "model_file": str(path), "validation_error": {},
-                                                   **record, "note": "the only model file"}, indent=2) + "\n")
-        print(f"[bench] {name}: one model file (step {step}): nothing to choose from", flush=True)
-        return
-    table, _ = gather_sessions(root / "bids", root / "out")
-    chosen, scores = choose_on_validation([ModelPredictor(f"step{k}", p) for k, p in sorted(candidates.items())],
-                                          table, split, truth=ground_truth_volumes(root / "bids"),
-                                          syn_voxel_mm=opts.syn_voxel_mm)
-    step = int(chosen[len("step"):])
-    write_text(model_dir / CHOSEN, json.dumps({
-        "step": step, "model_file": str(candidates[step]),
-        "validation_error": {k: round(float(v), 6) for k, v in scores.items()}, **record}, indent=2) + "\n")
-    errors = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-    print(f"[bench] {name}: step {step} chosen on the validation split (errors: {errors})", flush=True)
+        (step,) = candidates
+        errors, record["note"] = {}, "the only model file"
+    else:
+        table, _ = gather_sessions(root / "bids", root / "out")
+        chosen, scores = choose_on_validation(
+            [ModelPredictor(f"step{k}", p) for k, p in sorted(candidates.items())], table, split,
+            truth=ground_truth_volumes(root / "bids"), syn_voxel_mm=opts.syn_voxel_mm)
+        step, errors = int(chosen[len("step"):]), {k: round(float(v), 6) for k, v in scores.items()}
+    write_text(folder / CHOSEN, json.dumps({"step": step, "model_file": str(candidates[step]),
+                                               "validation_error": errors, **record}, indent=2) + "\n")
+    print(f"[bench] {name}: step {step} chosen on the validation split (errors: {errors or 'one candidate'})",
+          flush=True)
 
 
 def evaluation_digest(root: Path, names) -> str:
     """What an evaluate stage is made from: the presets and the steps the select stage chose."""
-    chosen = [root / "out" / "models" / f"bench-{name}" / CHOSEN for name in names]
+    chosen = [model_dir(root, name) / CHOSEN for name in names]
     text = "".join(f"{p.read_text() if p.is_file() else ''}\0" for p in chosen)
     return hashlib.sha256((preset_digest(names) + text).encode()).hexdigest()
 
 
 def model_to_score(root: Path, name: str) -> Path:
     """``bench-<name>``'s model file chosen by the select stage, else its last."""
-    chosen = root / "out" / "models" / f"bench-{name}" / CHOSEN
+    chosen = model_dir(root, name) / CHOSEN
     if chosen.is_file():
         return Path(json.loads(chosen.read_text())["model_file"])
-    return root / "out" / "models" / f"bench-{name}" / "model.pt"
+    return model_dir(root, name) / "model.pt"
 
 
 def evaluation_stage(opts) -> tuple[str, str]:

@@ -46,9 +46,9 @@ METHOD_ORDER = (ORACLE, IDENTITY, POPULATION_MEAN, LINEAR)
 #: the columns of every row of :func:`score_pair` (each is followed by ``change_<region>``
 #: and ``true_<region>`` per evaluation region); the header of an empty table
 ROW_COLUMNS = ("subject", "start_session", "followup_session", "start_age", "years_ahead", "horizon",
-               "diagnosis", "scanner_change", "scans_up_to_start", "method", "outside_model_ages", "measurement", "error",
-               "error_supervised", "error_unsupervised", "ssim", "psnr", "mae", "seconds_prediction",
-               "seconds_measurement", "seconds_start_segmentation")
+               "diagnosis", "scanner_change", "scans_up_to_start", "method", "outside_model_ages",
+               "measurement", "error", "error_supervised", "error_unsupervised", "ssim", "psnr", "mae",
+               "seconds_prediction", "seconds_measurement", "seconds_start_segmentation")
 
 
 def horizon_of(years: float) -> str:

@@ -259,7 +259,7 @@ def train(config: TrainConfig | str | Path, store: SliceStore | str | Path, out_
                 checkpoint(step + 1)
             if rank == 0 and cfg.model_every and (step + 1) % cfg.model_every == 0 and step + 1 < cfg.steps:
                 model.save_model_file(out_dir / STEP_MODEL_NAME.format(step=step + 1), summary=summary(step + 1),
-                                          grid=_store_grid(store))
+                                      grid=_store_grid(store))
     del loader
     if bar is not None:
         bar.close()
