@@ -212,8 +212,9 @@ def stage_select(root: Path, name: str, opts) -> None:
     else:
         table, _ = gather_sessions(root / "bids", root / "out")
         chosen, scores = choose_on_validation(
-            [ModelPredictor(f"step{k}", p) for k, p in sorted(candidates.items())], table, split,
-            truth=ground_truth_volumes(root / "bids"), syn_voxel_mm=opts.syn_voxel_mm)
+            # the change mode alone: the choice is made on it
+            [ModelPredictor(f"step{k}", p, modes=("change",)) for k, p in sorted(candidates.items())], table, split,
+            truth=ground_truth_volumes(root / "bids"), syn_voxel_mm=opts.syn_voxel_mm, nprocs=opts.nprocs)
         step, errors = int(chosen[len("step"):]), {k: round(float(v), 6) for k, v in scores.items()}
     write_text(folder / CHOSEN, json.dumps({"step": step, "model_file": str(candidates[step]),
                                                "validation_error": errors, **record}, indent=2) + "\n")

@@ -224,6 +224,7 @@ class _Fixed:
 
 
 def test_the_validation_split_chooses_the_checkpoint_and_the_test_split_is_never_read(demo_bids, tmp_path):
+    # in two processes, as the benchmark's select stage runs it
     from daninet_pipeline.evaluation.evaluate import choose_on_validation
 
     sessions = truth_sessions(demo_bids)
@@ -232,7 +233,8 @@ def test_the_validation_split_chooses_the_checkpoint_and_the_test_split_is_never
     test = split.loc[split["split"] == "test", "subject"].iloc[0]
     sessions.loc[sessions["subject"] == test, "preproc"] = str(tmp_path / "missing.nii.gz")
     chosen, scores = choose_on_validation([_Fixed("step100", False), _Fixed("step300", True)], sessions, split,
-                                          truth=ground_truth_volumes(demo_bids), syn_iterations=(10,))
+                                          truth=ground_truth_volumes(demo_bids), syn_iterations=(10,), nprocs=2)
+    print("validation errors:", scores.to_dict())
     assert chosen == "step300" and scores["step300"] < scores["step100"]
 
 

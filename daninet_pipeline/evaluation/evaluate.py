@@ -178,6 +178,18 @@ class ModelPredictor:
         self.configured_transfer_steps = int(self.sim.cfg.transfer_steps)
         self.transfer_steps = self.configured_transfer_steps if transfer else 0
 
+    def __getstate__(self):
+        # sent to another process as its file and settings, and loaded there again
+        state = dict(self.__dict__)
+        del state["sim"]
+        return state
+
+    def __setstate__(self, state):
+        from ..model.simulate import Simulator
+
+        self.__dict__.update(state)
+        self.sim = Simulator.load(self.model_file, device="cpu")
+
     def predict(self, pair: FollowUp, start: np.ndarray) -> dict[str, np.ndarray]:
         sim = self.sim
         if self.transfer_steps > 0:
@@ -329,19 +341,56 @@ def evaluate_pairs(pairs: list[FollowUp], *, population_mean=None, models=(),
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(ROW_COLUMNS))
 
 
+#: a worker process's models (:func:`_evaluate_in_worker`)
+_WORKER_MODELS: list = []
+
+
+def _start_worker(models, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER_MODELS[:] = models
+
+
+def _evaluate_in_worker(pair: FollowUp, kwargs: dict) -> pd.DataFrame:
+    return evaluate_pairs([pair], models=_WORKER_MODELS, **kwargs)
+
+
+def evaluate_pairs_in_processes(pairs: list[FollowUp], *, models=(), nprocs: int = 1, **kwargs) -> pd.DataFrame:
+    """:func:`evaluate_pairs` with the follow-ups shared among ``nprocs`` processes (each
+    loads the models once; the rows come back in the order of ``pairs``). The models go
+    to the processes pickled: :class:`ModelPredictor` sends its file's path."""
+    if nprocs <= 1 or len(pairs) <= 1:
+        return evaluate_pairs(pairs, models=models, **kwargs)
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    nprocs = min(nprocs, len(pairs))
+    threads = max(1, (os.cpu_count() or 1) // nprocs)
+    # spawned, not forked: a forked copy of a process that has run torch's thread pool can hang
+    with ProcessPoolExecutor(nprocs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(list(models), threads)) as pool:
+        parts = list(pool.map(_evaluate_in_worker, pairs, [kwargs] * len(pairs)))
+    return pd.concat(parts, ignore_index=True)
+
+
 def choose_on_validation(candidates, sessions: pd.DataFrame, split: pd.DataFrame, *,
                          truth: pd.DataFrame | None = None, measurement: str = "tbm",
-                         syn_iterations=None, syn_voxel_mm=None) -> tuple[str, pd.Series]:
+                         syn_iterations=None, syn_voxel_mm=None, nprocs: int = 1) -> tuple[str, pd.Series]:
     """The checkpoint to report: of ``candidates`` (predictors such as
     :class:`ModelPredictor`, one per checkpoint, with distinct names), the one whose
     change-mode prediction has the lowest mean regional change error on the
     **validation** split's follow-ups. The test split is never read. Returns the chosen
-    name and every candidate's validation error. TBM as in :func:`score_pair`."""
+    name and every candidate's validation error. TBM as in :func:`score_pair`; the
+    follow-ups shared among ``nprocs`` processes (:func:`evaluate_pairs_in_processes`)."""
     pairs = followup_pairs(sessions, split, splits=("validation",), truth=truth)
     if not pairs:
         raise ValueError("the validation split has no follow-up: cannot choose a checkpoint")
-    rows = evaluate_pairs(pairs, models=list(candidates), measurements=(measurement,),
-                          syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, linear=False)
+    LOG.info("choosing among %d checkpoints on %d validation follow-ups of %d subjects (%d processes)",
+             len(candidates), len(pairs), len({p.subject for p in pairs}), max(1, min(nprocs, len(pairs))))
+    rows = evaluate_pairs_in_processes(pairs, models=list(candidates), nprocs=nprocs, measurements=(measurement,),
+                                       syn_iterations=syn_iterations, syn_voxel_mm=syn_voxel_mm, linear=False)
     names = {c.name + EVAL_MODES["change"]: c.name for c in candidates}
     scores = rows[rows["method"].isin(names)].groupby("method")["error"].mean().rename(index=names)
     return str(scores.idxmin()), scores

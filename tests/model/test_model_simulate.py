@@ -91,3 +91,22 @@ def test_incompatible_model_files(model_file, tmp_path):
     bad_cfg = tmp_path / "badcfg.pt"
     torch.save({**state, "config": {**state["config"], "no_such_field": 1}}, bad_cfg)
     assert "no_such_field" in _one_line_error(bad_cfg)
+
+
+def test_a_model_predictor_goes_to_another_process_as_its_file_and_predicts_the_same(model_file, grid_volume, tmp_path):
+    import pickle
+
+    from daninet_pipeline.evaluation.evaluate import FollowUp, ModelPredictor
+
+    vol, aff = grid_volume
+    start = tmp_path / "start.nii.gz"
+    nib.save(nib.Nifti1Image(vol, aff), start)
+    pair = FollowUp(subject="01", start_session="M000", followup_session="M036", start=str(start),
+                    followup=str(start), start_mask=str(start), followup_mask=str(start), start_age=70.0,
+                    followup_age=73.0, diagnosis="CN", earlier=[(70.0, str(start))])
+    here = ModelPredictor("m", model_file, modes=("change",), transfer=False)
+    sent = pickle.dumps(here)
+    assert len(sent) < 2000  # the path and settings, not the weights
+    there = pickle.loads(sent)
+    assert there.modes == ("change",) and there.age_span == here.age_span
+    np.testing.assert_array_equal(there.predict(pair, vol)["m-change"], here.predict(pair, vol)["m-change"])
