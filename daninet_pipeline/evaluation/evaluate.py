@@ -364,14 +364,20 @@ def evaluate_pairs_in_processes(pairs: list[FollowUp], *, models=(), nprocs: int
         return evaluate_pairs(pairs, models=models, **kwargs)
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     nprocs = min(nprocs, len(pairs))
     threads = max(1, (os.cpu_count() or 1) // nprocs)
     # spawned, not forked: a forked copy of a process that has run torch's thread pool can hang
+    t0, parts = time.perf_counter(), [None] * len(pairs)
     with ProcessPoolExecutor(nprocs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_start_worker, initargs=(list(models), threads)) as pool:
-        parts = list(pool.map(_evaluate_in_worker, pairs, [kwargs] * len(pairs)))
+        futures = {pool.submit(_evaluate_in_worker, pair, kwargs): i for i, pair in enumerate(pairs)}
+        for done, future in enumerate(as_completed(futures), 1):
+            i = futures[future]
+            parts[i] = future.result()
+            LOG.info("evaluated %d of %d follow-ups (sub-%s ses-%s -> ses-%s) after %.0f s", done, len(pairs),
+                     pairs[i].subject, pairs[i].start_session, pairs[i].followup_session, time.perf_counter() - t0)
     return pd.concat(parts, ignore_index=True)
 
 
