@@ -56,13 +56,14 @@ def test_the_select_stage_chooses_a_step_on_the_validation_split_and_the_evaluat
         models / "split.tsv", sep="\t", index=False)
 
     class Candidate:
-        def __init__(self, name, model_file):
-            self.name, self.model_file = name, model_file
+        def __init__(self, name, model_file, modes=("direct", "change")):
+            self.name, self.model_file, self.modes = name, model_file, modes
 
     asked = {}
 
     def choose(candidates, table, split, **kwargs):
         asked["candidates"] = {c.name: Path(c.model_file).name for c in candidates}
+        asked["modes"] = {c.modes for c in candidates}
         asked["split"] = dict(zip(split["subject"], split["split"]))
         return "step200", pd.Series({"step100": 0.05, "step200": 0.04, "step300": 0.06})
 
@@ -77,6 +78,7 @@ def test_the_select_stage_chooses_a_step_on_the_validation_split_and_the_evaluat
     bench.main(args)
     assert asked["candidates"] == {"step100": "model_step-000100.pt", "step200": "model_step-000200.pt",
                                    "step300": "model.pt"}
+    assert asked["modes"] == {("change",)}  # the choice is on change mode, the primary comparison's
     assert asked["split"] == {"001": "train", "002": "validation", "003": "test"}  # labels kept as text
     chosen = json.loads((models / "chosen.json").read_text())
     assert chosen["step"] == 200 and chosen["validation_error"]["step200"] == 0.04
