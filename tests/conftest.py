@@ -7,6 +7,7 @@ worker generate it and the others reuse it.
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def _shared_dataset(tmp_path_factory, name: str, **kwargs) -> Path:
         if not (out / "dataset_description.json").is_file():
             write_dataset(out, **kwargs)
     return out
+
+
+def session_folder(tmp_path_factory, name: str) -> Path:
+    """A folder of this test session that every xdist worker sees under the same name (the
+    workers' common base folder; without xdist, the session's own): make it under a
+    :class:`FileLock` on ``str(folder) + '.lock'``."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
 
 
 @pytest.fixture(scope="session")

@@ -8,22 +8,28 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
+from filelock import FileLock
 
 from daninet_pipeline.bids.naming import derivative_path
 from daninet_pipeline.training.sessions import gather_sessions
 from daninet_pipeline.workflows.group import init_group_wf
+
+from ..conftest import session_folder
 
 TPL = "MNI152NLin2009aSym"
 
 
 @pytest.fixture(autouse=True, scope="module")
 def quick_tbm():
-    """SyN with one level of 5 iterations in the group-level tests (the measurement's
-    accuracy is tested in tests/test_evaluation_measure.py)."""
+    """SyN of one iteration in the group-level tests: they check which follow-ups, methods
+    and rows the group level scores, not what TBM measures (its accuracy at the group
+    level's quick setting is tested in tests/test_evaluation_measure.py). It reaches the
+    nodes that run in the test's process: the workflow run with ``plugin="Linear"``, the
+    CLI with ``--plugin Linear`` (MultiProc's workers are fresh interpreters)."""
     from daninet_pipeline.evaluation import measure
 
     saved = measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS
-    measure.SYN_ITERATIONS = measure.QUICK_SYN_ITERATIONS = (5,)
+    measure.SYN_ITERATIONS = measure.QUICK_SYN_ITERATIONS = (1,)
     yield
     measure.SYN_ITERATIONS, measure.QUICK_SYN_ITERATIONS = saved
 
@@ -67,10 +73,21 @@ TINY_CONFIG = {"extends": "demo", "image_size": 32, "width": 8, "z_dim": 16, "ba
 
 @pytest.fixture(scope="session")
 def trained_group(demo_bids, tmp_path_factory):
-    """(bids_dir, output_dir, config path) after running the group workflow once (per
-    test process: the modules that read it share it; read-only, write elsewhere)."""
-    tmp = tmp_path_factory.mktemp("group")
+    """(bids_dir, output_dir, config path) after running the group workflow once per test
+    session (the xdist workers share it: the first makes it under a file lock, the others
+    wait and reuse it; read-only, write elsewhere)."""
+    tmp = session_folder(tmp_path_factory, "trained_group")
     config = tmp / "tiny.json"
+    with FileLock(str(tmp) + ".lock"):
+        if not (tmp / "finished").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            _train_group(demo_bids, tmp, config)
+            (tmp / "finished").touch()
+    return demo_bids, tmp / "out", str(config)
+
+
+def _train_group(demo_bids, tmp, config):
     config.write_text(json.dumps(TINY_CONFIG))
     out = tmp / "out"
     fake_derivatives(demo_bids, out)
@@ -82,4 +99,3 @@ def trained_group(demo_bids, tmp_path_factory):
     wf.base_dir = str(tmp / "work")
     wf.config["execution"]["crashdump_dir"] = str(tmp / "crash")
     wf.run(plugin="Linear")
-    return demo_bids, out, str(config)

@@ -13,8 +13,10 @@ from .conftest import TINY_CONFIG, fake_derivatives
 
 
 def _group(bids, out, work, *extra):
+    """The group level through the CLI, its nodes in this process (``--plugin Linear``, where
+    :func:`~tests.group.conftest.quick_tbm` applies; MultiProc's group level: tests/test_user_datasets.py)."""
     return main([str(bids), str(out), "group", "--work-dir", str(work), "--seed", "1", "--nprocs", "1",
-                 "--skip-bids-validation", *extra])
+                 "--plugin", "Linear", "--skip-bids-validation", *extra])
 
 
 def _config(path, **changes):
@@ -37,9 +39,7 @@ def cli_group(demo_bids, tmp_path_factory):
 
 @pytest.mark.parametrize("option", ["--session-label", "--bids-filter-file"])
 def test_the_selection_restricts_the_sessions_trained_and_evaluated_on(demo_bids, tmp_path, option):
-    """Issue 12, item 2: the CLI's selection reaches the group level. (Placed before the
-    tests that evaluate in this process: a MultiProc worker forked after torch ran here
-    can hang.)"""
+    """Issue 12, item 2: the CLI's selection reaches the group level."""
     from daninet_pipeline.model.modelfile import load_model_file
 
     out = tmp_path / "out"

@@ -48,7 +48,7 @@ def test_excluded_sessions_are_left_out_of_training_and_evaluation(demo_bids, tm
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY_CONFIG))
     code = main([str(demo_bids), str(out), "group", "--work-dir", str(tmp_path / "work"), "--seed", "1",
-                 "--nprocs", "1", "--skip-bids-validation", "--config", str(config),
+                 "--nprocs", "1", "--plugin", "Linear", "--skip-bids-validation", "--config", str(config),
                  "--exclude-sessions", str(exclude)])
     assert code == 0
     folder = out / "models" / "tiny"
