@@ -43,6 +43,15 @@ def _press(driver, *keys, shift=False):
     chain.perform()
 
 
+def _wait_until_loaded(driver, seconds: float = 30.0) -> None:
+    """Wait until the document has loaded and its script has run. ``refresh()`` can return
+    while the new document is still being parsed (CI of 2026-12-07, a loaded machine: the
+    ``rater-id`` element was there, empty, the page's script not yet run)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, seconds).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def _shown(driver) -> tuple[list[str], str]:
     """Image IDs of the candidates in letter order, and the progress text."""
     ids = driver.execute_script(
@@ -84,6 +93,7 @@ def test_rate_every_trial_with_the_keyboard_reload_export_and_score(rating_deriv
     for pos in range(n):
         if pos == n // 2:
             browser.refresh()  # mid-way: the page resumes with the answers kept
+            _wait_until_loaded(browser)
             assert browser.find_element("id", "rater-id").text == rater
             assert _shown(browser)[1] == f"{pos + 1} of {n}"
             assert browser.find_element("id", "answered").text == f"{pos} answered"
