@@ -45,7 +45,7 @@ def _press(driver, *keys, shift=False):
 
 def _wait_until_loaded(driver, seconds: float = 30.0) -> None:
     """Wait until the document has loaded and its script has run. ``refresh()`` can return
-    while the new document is still being parsed (CI of 2026-12-07, a loaded machine: the
+    while the new document is still being parsed (a fresh-clone `.ci/run` of 2026-12-07: the
     ``rater-id`` element was there, empty, the page's script not yet run)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
